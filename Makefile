@@ -1,0 +1,36 @@
+# AlphaTwin: every target creates/updates .venv/ from uv.lock by itself (Python 3.11+ and make only).
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: demo test test-all docs bench lint clean env
+
+env: .venv/.synced
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+demo: env              ## the main job: the whole pipeline, offline, on the embedded sample
+	.venv/bin/alphatwin demo
+
+test: env              ## the default test suite (slow scale tests excluded)
+	.venv/bin/pytest
+
+test-all: env          ## everything, including @pytest.mark.slow
+	.venv/bin/pytest -m ""
+
+docs: env              ## the documentation site, strict
+	.venv/bin/mkdocs build --strict --site-dir site
+
+bench: env             ## benchmarks (print ratios and figures; no pass/fail)
+	.venv/bin/python bench/ingest.py
+
+clean:
+	rm -rf .venv .tools site .pytest_cache

@@ -1,0 +1,133 @@
+"""What every command shares: the resolved settings, progress bars on stderr, data output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from alphatwin.errors import InputError
+
+if TYPE_CHECKING:
+    from alphatwin.config import Settings
+    from alphatwin.paths import WarehousePaths
+
+__all__ = ["State", "state", "parse_when", "progress_rows", "emit", "FORMATS"]
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+@dataclass
+class State:
+    """Options of the top-level command, handed to every sub-command through the context."""
+
+    warehouse: str | None = None
+    config: str | None = None
+    debug: bool = False
+    verbosity: int = 0
+    _settings: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from alphatwin.config import load_settings
+
+            self._settings = load_settings(self.config, warehouse=self.warehouse)
+        return self._settings
+
+    @property
+    def paths(self) -> WarehousePaths:
+        from alphatwin.paths import WarehousePaths
+
+        return WarehousePaths(self.settings.warehouse)
+
+    def start_logging(self) -> None:
+        from alphatwin.log import configure
+
+        configure(self.paths.logs, verbosity=self.verbosity)
+
+
+def state(ctx: typer.Context) -> State:
+    """The :class:`State` of the running command."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+def parse_when(value: str | None, flag: str) -> dt.datetime | None:
+    """Parse a ``--start``/``--end`` value (``2024-01-31`` or ``2024-01-31T14:30``) as naive UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"`{flag}` must be a date like 2020-01-31 (or 2020-01-31T14:30), got {value!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+@contextmanager
+def progress_rows(description: str, total: int | None = None) -> Iterator[Any]:
+    """A rows-counting progress bar on stderr; yields ``advance(n)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("rows"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def emit(frame: Any, fmt: str, out: Path | None = None) -> None:
+    """Write a Polars frame to stdout (or ``out``) as a table, CSV, JSON (records) or Parquet."""
+    if fmt not in FORMATS:
+        raise InputError(f"`--format` must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "parquet":
+        if out is None:
+            raise InputError("`--format parquet` needs `--out FILE`")
+        frame.write_parquet(out)
+        return
+    if fmt == "csv":
+        text = frame.write_csv()
+    elif fmt == "json":
+        text = frame.write_json() + "\n"
+    else:
+        text = _table(frame)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _table(frame: Any) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for name, dtype in frame.schema.items():
+        table.add_column(f"{name}\n{dtype}", justify="right" if dtype.is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*["NULL" if v is None else _cell(v) for v in row])
+    console = Console(record=True, width=200)
+    with console.capture() as cap:
+        console.print(table)
+        console.print(f"{frame.height} row(s)")
+    return cap.get()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:,.2f}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)

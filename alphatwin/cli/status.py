@@ -1,0 +1,78 @@
+"""``alphatwin status``: what the warehouse holds and how its pipeline runs are doing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Annotated, Any
+
+import typer
+
+from alphatwin.cli.common import emit, state
+
+LOW_DISK_BYTES = 1 << 30  # warn when less than 1 GiB is free
+
+
+def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
+    """Warehouse health as plain data (what ``--format json`` prints), plus the datasets and
+    recent-ingests frames."""
+    from alphatwin.lake import catalog
+
+    with catalog.connect(paths, read_only=True) as con:
+        q = lambda sql: con.sql(sql).pl()  # noqa: E731
+        datasets = q(
+            "SELECT symbol, interval, source, first_ts, last_ts, rows, files, ingests, "
+            "date_diff('day', last_ts, now()) AS days_since_last_bar FROM meta.datasets ORDER BY symbol, interval, source"
+        )
+        runs = q(
+            "SELECT ingest_id, source, status, rows, files, started, "
+            "round(epoch(finished) - epoch(started), 2) AS wall_s, error FROM meta.ingest_runs "
+            "ORDER BY started DESC LIMIT 10"
+        )
+        rates = q(
+            "SELECT count(*) AS runs, count(*) FILTER (WHERE status IN ('committed','partial','fallback')) AS ok, "
+            "count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'aborted') AS aborted "
+            "FROM meta.ingest_runs"
+        ).row(0, named=True)
+        lake = q("SELECT count(*) AS files, coalesce(sum(bytes), 0) AS bytes, coalesce(sum(rows), 0) AS rows FROM meta.lake_files").row(0, named=True)
+        stages = q("SELECT stage, count(*) AS runs, round(avg(wall_s), 3) AS avg_wall_s, max(peak_rss_mb) AS peak_rss_mb, "
+                   "max(finished) AS last_run FROM meta.stage_runs GROUP BY stage ORDER BY stage")
+    disk = shutil.disk_usage(paths.root)
+    return {
+        "warehouse": str(paths.root),
+        "catalog_bytes": paths.db.stat().st_size,
+        "lake": lake,
+        "disk_free_bytes": disk.free,
+        "disk_low": disk.free < LOW_DISK_BYTES,
+        "ingests": rates,
+        "datasets": datasets.to_dicts(),
+        "recent_ingests": runs.to_dicts(),
+        "stages": stages.to_dicts(),
+    }, datasets, runs
+
+
+def status_command(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Show datasets and their freshness, recent ingests, success rates, lake size and free disk.
+
+    Example: alphatwin --warehouse W status --format json
+    """
+    st = state(ctx)
+    info, datasets, runs = collect_status(st.paths)
+    if fmt == "json":
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    lake, ing = info["lake"], info["ingests"]
+    typer.echo(f"warehouse {info['warehouse']}")
+    typer.echo(f"  lake: {lake['files']} file(s), {lake['rows']:,} rows, {lake['bytes'] / 2**20:,.1f} MiB; "
+               f"catalog {info['catalog_bytes'] / 2**20:,.1f} MiB")
+    typer.echo(f"  ingests: {ing['runs']} run(s): {ing['ok']} ok, {ing['failed']} failed, {ing['aborted']} aborted")
+    typer.echo(f"  disk free: {info['disk_free_bytes'] / 2**30:,.1f} GiB")
+    if info["disk_low"]:
+        typer.secho("  warning: less than 1 GiB free on the warehouse's disk", fg="yellow", err=True)
+    typer.echo("\ndatasets")
+    emit(datasets, "table")
+    typer.echo("recent ingests")
+    emit(runs.drop("error"), "table")

@@ -1,0 +1,102 @@
+"""Ad-hoc SQL on the warehouse, in a sandbox.
+
+Two independent fences:
+
+1. sqlglot parses the text (DuckDB dialect) and admits only queries: ``SELECT`` (with CTEs and
+   set operations), ``DESCRIBE``, ``SHOW`` and ``SUMMARIZE``. DDL, DML, ``ATTACH``, ``COPY``,
+   ``INSTALL``, ``LOAD``, ``SET``/``PRAGMA`` and anything sqlglot cannot classify are refused
+   with a message naming the statement kind.
+2. DuckDB opens the catalog read-only, limits file access to the warehouse directory
+   (``allowed_directories`` + ``enable_external_access = false``) and then locks its
+   configuration (``lock_configuration``), so even a statement that slipped past (1) cannot
+   write, reach other files, load extensions or change settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alphatwin.errors import SqlSandboxError
+from alphatwin.lake import catalog
+from alphatwin.paths import WarehousePaths
+
+__all__ = ["check_sql", "run_query"]
+
+_ALLOWED_ROOTS = ("Select", "Union", "Intersect", "Except", "Describe", "Show", "Summarize", "Subquery")
+_FORBIDDEN_NODES = ("Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Copy", "Attach",
+                    "Detach", "Set", "Pragma", "Command", "Use", "Install", "Load", "TruncateTable")
+
+
+def check_sql(text: str) -> str:
+    """Return the single query in ``text`` if the sandbox admits it, else raise :class:`SqlSandboxError`.
+
+    Examples
+    --------
+    >>> check_sql("select 1")
+    'select 1'
+    """
+    import logging
+
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    stripped = text.strip().rstrip(";").strip()
+    if not stripped:
+        raise SqlSandboxError("empty query")
+    upper = stripped.split(None, 1)[0].upper()
+    if upper in {"SHOW", "DESCRIBE", "SUMMARIZE"}:
+        if ";" in stripped:
+            raise SqlSandboxError("one query at a time")
+        return stripped  # sqlglot has no full model of these; DuckDB's read-only sandbox still applies
+    try:
+        statements = [s for s in sqlglot.parse(stripped, read="duckdb") if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        raise SqlSandboxError(
+            f"SQL syntax error at line {first.get('line', '?')}, column {first.get('col', '?')}: "
+            f"{first.get('description', exc)}"
+        ) from None
+    if len(statements) != 1:
+        raise SqlSandboxError(f"one query at a time, got {len(statements)} statements")
+    tree = statements[0]
+    kind = type(tree).__name__
+    if kind not in _ALLOWED_ROOTS:
+        raise SqlSandboxError(
+            f"only queries are allowed (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE); refused {upper}"
+        )
+    for node in tree.walk():
+        if type(node).__name__ in _FORBIDDEN_NODES:
+            raise SqlSandboxError(f"only queries are allowed; refused a nested {_name(node)} statement")
+    return stripped
+
+
+def _name(node: Any) -> str:
+    kind = type(node).__name__
+    if kind == "Command":
+        return str(node.this).upper()
+    return kind.upper()
+
+
+def run_query(paths: WarehousePaths, text: str, *, limit: int | None = None) -> Any:
+    """Run one sandboxed query on the warehouse; return a Polars DataFrame."""
+    import duckdb
+
+    query = check_sql(text)
+    root = paths.root.resolve().as_posix().rstrip("/") + "/"
+    with catalog.connect(paths, read_only=True) as con:
+        con.execute(
+            f"SET allowed_directories = ['{root.replace(chr(39), chr(39) * 2)}']"
+        )
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        try:
+            rel = con.sql(query)
+            if rel is None:
+                raise SqlSandboxError("the statement returned no result set")
+            if limit is not None:
+                rel = rel.limit(limit)
+            return rel.pl()
+        except duckdb.Error as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise SqlSandboxError(message) from None

@@ -1,0 +1,183 @@
+"""Writing new, immutable Parquet files into the raw lake.
+
+Files are staged under ``tmp/<ingest_id>/`` and only moved into
+``lake/bars/interval=<i>/year=<yyyy>/`` by :meth:`LakeWriter.publish`, each with an atomic
+``rename`` after ``fsync``. A published file still becomes visible only when the catalog commits
+it (see :mod:`alphatwin.lake.catalog`); a killed ingest leaves at most uncommitted files that the
+next writer removes (:func:`alphatwin.lake.ingest.recover`). An existing file is never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from alphatwin.errors import LakeError
+from alphatwin.paths import WarehousePaths
+
+__all__ = ["LakeFile", "LakeWriter", "DatasetStats"]
+
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 1
+ROW_GROUP_SIZE = 256_000
+#: Batches are buffered until this many rows, so per-symbol batches still make few, large files.
+FLUSH_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """One Parquet file of the lake, as recorded in ``meta.lake_files``."""
+
+    path: str  # relative to the warehouse root
+    interval: str
+    year: int
+    rows: int
+    bytes: int
+    sha256: str
+    min_ts: dt.datetime
+    max_ts: dt.datetime
+
+
+@dataclass
+class DatasetStats:
+    """Running per-symbol statistics of one ingest (for ``meta.datasets``)."""
+
+    first_ts: dt.datetime
+    last_ts: dt.datetime
+    rows: int = 0
+    files: set[str] = field(default_factory=set)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _os_error(action: str, path: Path, exc: OSError) -> LakeError:
+    reason = exc.strerror or str(exc)
+    return LakeError(f"cannot {action} {path}: {reason}")
+
+
+class LakeWriter:
+    """Stage and publish the files of one ingest.
+
+    Parameters
+    ----------
+    paths
+        The warehouse layout.
+    ingest_id
+        Names the staged files (``<ingest_id>-<n>.parquet``) and the staging folder.
+    """
+
+    def __init__(self, paths: WarehousePaths, ingest_id: str, *, flush_rows: int = FLUSH_ROWS) -> None:
+        self.paths = paths
+        self.flush_rows = flush_rows
+        self._buffer: list[pl.DataFrame] = []
+        self._buffered = 0
+        self.ingest_id = ingest_id
+        self.stage_dir = paths.tmp / ingest_id
+        self.files: list[LakeFile] = []
+        self.stats: dict[str, DatasetStats] = {}
+        self._staged: list[tuple[Path, Path]] = []
+        try:
+            self.stage_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise _os_error("create staging folder", self.stage_dir, exc) from None
+
+    @property
+    def rows(self) -> int:
+        """Rows accepted so far (staged or buffered)."""
+        return sum(f.rows for f in self.files) + self._buffered
+
+    def write(self, bars: pl.DataFrame) -> int:
+        """Accept ``bars`` (in the lake's columns); stage a file per (interval, year) once
+        ``flush_rows`` rows are buffered."""
+        if bars.is_empty():
+            return 0
+        self._buffer.append(bars)
+        self._buffered += bars.height
+        if self._buffered >= self.flush_rows:
+            self.flush()
+        return bars.height
+
+    def flush(self) -> None:
+        """Stage whatever is buffered."""
+        if not self._buffer:
+            return
+        bars = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
+        self._buffer, self._buffered = [], 0
+        bars = bars.with_columns(pl.col("ts").dt.year().alias("_year"))
+        for (interval, year), part in bars.group_by(["interval", "_year"], maintain_order=True):
+            self._write_part(str(interval), int(year), part.drop("_year").sort("symbol", "ts"))
+
+    def _write_part(self, interval: str, year: int, part: pl.DataFrame) -> None:
+        name = f"{self.ingest_id}-{len(self._staged):05d}.parquet"
+        final = self.paths.bars / f"interval={interval}" / f"year={year}" / name
+        staged = self.stage_dir / name
+        buf = io.BytesIO()
+        part.write_parquet(
+            buf, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
+            statistics=True, row_group_size=ROW_GROUP_SIZE,
+        )
+        data = buf.getbuffer()
+        try:
+            with staged.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise _os_error("write", staged, exc) from None
+        rel = self.paths.relative(final)
+        ts = part.get_column("ts")
+        self.files.append(
+            LakeFile(rel, interval, year, part.height, len(data), hashlib.sha256(data).hexdigest(),
+                     ts.min(), ts.max())  # type: ignore[arg-type]
+        )
+        self._staged.append((staged, final))
+        per_symbol = part.group_by("symbol").agg(
+            pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"), pl.len().alias("n")
+        )
+        for symbol, lo, hi, n in per_symbol.iter_rows():
+            st = self.stats.get(symbol)
+            if st is None:
+                st = self.stats[symbol] = DatasetStats(lo, hi)
+            st.first_ts, st.last_ts = min(st.first_ts, lo), max(st.last_ts, hi)
+            st.rows += n
+            st.files.add(rel)
+
+    def publish(self) -> list[LakeFile]:
+        """Move every staged file into its lake partition (atomic renames, then fsync)."""
+        self.flush()
+        dirs: set[Path] = set()
+        for staged, final in self._staged:
+            try:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():
+                    raise LakeError(f"refusing to overwrite existing lake file {final}")
+                os.replace(staged, final)
+            except OSError as exc:
+                raise _os_error("publish", final, exc) from None
+            dirs.add(final.parent)
+        for d in dirs:
+            _fsync_dir(d)
+        self.discard()
+        return self.files
+
+    def discard(self) -> None:
+        """Remove the staging folder and whatever is still staged in it."""
+        shutil.rmtree(self.stage_dir, ignore_errors=True)
+
+    def unpublish(self) -> None:
+        """Remove files this writer published (only when the catalog commit failed)."""
+        for _, final in self._staged:
+            final.unlink(missing_ok=True)
