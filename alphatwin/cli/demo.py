@@ -53,8 +53,9 @@ def demo_command(
 
     Example: alphatwin demo
     """
-    from alphatwin.cli.ingest import _request, _sample_sources, run_ingest
+    from alphatwin.cli.ingest import _request, run_ingest
     from alphatwin.lake.query import run_query
+    from alphatwin.sources.sample import sample_source
     from alphatwin.sources.synthetic import SyntheticSource
 
     st = state(ctx)
@@ -62,9 +63,8 @@ def demo_command(
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
     typer.secho("[1/2] ingest: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe", bold=True, err=True)
-    for source in _sample_sources():
-        run_ingest(st, source, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
-    synth = SyntheticSource(n_symbols=symbols, n_bars=bars, interval="1d", seed=seed, defects=DEMO_DEFECTS)
+    run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
+    synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
     typer.secho("[2/2] query: raw.bars per symbol", bold=True, err=True)

@@ -187,7 +187,8 @@ def synthetic(
 
     st = state(ctx)
     first = parse_when(start, "--start")
-    source = SyntheticSource(n_symbols=symbols, n_bars=bars, interval=interval, seed=seed, start=first,
+    assert first is not None
+    source = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, start=first.date(),
                              defects=_rates(defects))
     run_ingest(st, source, _request((), interval, None, None), fmt=fmt, fallback=False,
                total=symbols * bars, command="ingest synthetic")
@@ -213,13 +214,7 @@ def sample(ctx: typer.Context, fmt: Fmt = "table") -> None:
 
     Example: alphatwin ingest sample
     """
-    for source in _sample_sources():
-        run_ingest(state(ctx), source, _request((), "1d", None, None), fmt=fmt, fallback=False,
-                   command="ingest sample")
+    from alphatwin.sources.sample import sample_source
 
-
-def _sample_sources() -> list[Any]:
-    from alphatwin.sources.csv import CsvSource
-    from alphatwin.sources.sample import sample_files
-
-    return [CsvSource(path, symbol=symbol) for symbol, path in sample_files()]
+    run_ingest(state(ctx), sample_source(), _request((), "1d", None, None), fmt=fmt, fallback=False,
+               command="ingest sample")

@@ -64,7 +64,7 @@ class IngestResult:
         }
 
 
-def _prefetch(items: Iterable[pl.DataFrame], depth: int = 1) -> Iterator[pl.DataFrame]:
+def _prefetch(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
     """Produce the next batch in a background thread while the caller writes this one."""
     q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -167,9 +167,11 @@ def _fetch_all(
     remaining = list(request.symbols)
     while True:
         ask = replace(request, symbols=tuple(remaining)) if request.symbols else request
+        tagged = getattr(source, "fetch_tagged", None)  # a chain says which member served each frame
+        stream = tagged(ask) if tagged is not None else ((source.name, f) for f in source.fetch(ask))
         try:
-            for frame in _prefetch(source.fetch(ask)):
-                lake = _lake_frame(frame, request, writer.ingest_id, source.name)
+            for served_by, frame in _prefetch(stream):
+                lake = _lake_frame(frame, request, writer.ingest_id, served_by)
                 writer.write(lake)
                 if progress is not None:
                     progress(lake.height)
@@ -200,7 +202,7 @@ def _fallback(paths: WarehousePaths, request: FetchRequest, failed: dict[str, st
     return {s: ts for s, ts in rows}
 
 
-def _commit(con: Any, writer: LakeWriter, result: IngestResult, source: str, interval: str) -> None:
+def _commit(con: Any, writer: LakeWriter, result: IngestResult, interval: str) -> None:
     files = pl.DataFrame(
         [f.__dict__ for f in writer.files],
         schema={"path": pl.String, "interval": pl.String, "year": pl.Int32, "rows": pl.Int64,
@@ -208,14 +210,15 @@ def _commit(con: Any, writer: LakeWriter, result: IngestResult, source: str, int
     )
     stats = pl.DataFrame(
         {
-            "symbol": list(writer.stats),
+            "symbol": [k[0] for k in writer.stats],
+            "source": [k[1] for k in writer.stats],
             "first_ts": [s.first_ts for s in writer.stats.values()],
             "last_ts": [s.last_ts for s in writer.stats.values()],
             "rows": [s.rows for s in writer.stats.values()],
             "files": [len(s.files) for s in writer.stats.values()],
         },
-        schema={"symbol": pl.String, "first_ts": BAR_SCHEMA["ts"], "last_ts": BAR_SCHEMA["ts"],
-                "rows": pl.Int64, "files": pl.Int32},
+        schema={"symbol": pl.String, "source": pl.String, "first_ts": BAR_SCHEMA["ts"],
+                "last_ts": BAR_SCHEMA["ts"], "rows": pl.Int64, "files": pl.Int32},
     )
     con.register("new_files", files.to_arrow())
     con.register("new_stats", stats.to_arrow())
@@ -224,12 +227,12 @@ def _commit(con: Any, writer: LakeWriter, result: IngestResult, source: str, int
         "min_ts, max_ts, now() FROM new_files", [result.ingest_id],
     )
     con.execute(
-        "INSERT INTO meta.datasets AS d SELECT symbol, ?, ?, first_ts, last_ts, rows, files, 1, ?, now() "
+        "INSERT INTO meta.datasets AS d SELECT symbol, ?, source, first_ts, last_ts, rows, files, 1, ?, now() "
         "FROM new_stats ON CONFLICT (symbol, interval, source) DO UPDATE SET "
         "first_ts = least(d.first_ts, excluded.first_ts), last_ts = greatest(d.last_ts, excluded.last_ts), "
         "rows = d.rows + excluded.rows, files = d.files + excluded.files, ingests = d.ingests + 1, "
         "last_ingest_id = excluded.last_ingest_id, updated = excluded.updated",
-        [interval, source, result.ingest_id],
+        [interval, result.ingest_id],
     )
     con.unregister("new_files")
     con.unregister("new_stats")
@@ -240,7 +243,7 @@ def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | No
     with catalog.connect(paths) as con:
         con.execute("BEGIN TRANSACTION")
         if writer is not None and writer.files:
-            _commit(con, writer, result, result.source, run.command_interval)
+            _commit(con, writer, result, run.command_interval)
             catalog.refresh_raw_view(con, paths)
         con.execute(
             "UPDATE meta.ingest_runs SET status = ?, rows = ?, files = ?, error = ?, finished = now(), "
@@ -289,7 +292,7 @@ def ingest(
                 raise SourceError("; ".join(f"{s}: {result.failed[s]}" for s in missing), source=source.name)
             writer.flush()
             result.rows, result.files = writer.rows, len(writer.files)
-            result.symbols = sorted(writer.stats) if not request.symbols else result.symbols
+            result.symbols = sorted({k[0] for k in writer.stats}) if not request.symbols else result.symbols
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")
             srun.rows_in = srun.rows_out = writer.rows
             writer.publish()

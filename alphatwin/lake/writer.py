@@ -87,7 +87,7 @@ class LakeWriter:
         self.ingest_id = ingest_id
         self.stage_dir = paths.tmp / ingest_id
         self.files: list[LakeFile] = []
-        self.stats: dict[str, DatasetStats] = {}
+        self.stats: dict[tuple[str, str], DatasetStats] = {}  # (symbol, source) -> stats
         self._staged: list[tuple[Path, Path]] = []
         try:
             self.stage_dir.mkdir(parents=True, exist_ok=False)
@@ -144,13 +144,13 @@ class LakeWriter:
                      ts.min(), ts.max())  # type: ignore[arg-type]
         )
         self._staged.append((staged, final))
-        per_symbol = part.group_by("symbol").agg(
+        per_symbol = part.group_by("symbol", "source").agg(
             pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"), pl.len().alias("n")
         )
-        for symbol, lo, hi, n in per_symbol.iter_rows():
-            st = self.stats.get(symbol)
+        for symbol, source, lo, hi, n in per_symbol.iter_rows():
+            st = self.stats.get((symbol, source))
             if st is None:
-                st = self.stats[symbol] = DatasetStats(lo, hi)
+                st = self.stats[(symbol, source)] = DatasetStats(lo, hi)
             st.first_ts, st.last_ts = min(st.first_ts, lo), max(st.last_ts, hi)
             st.rows += n
             st.files.add(rel)
