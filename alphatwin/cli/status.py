@@ -34,7 +34,7 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
             "count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'aborted') AS aborted "
             "FROM meta.ingest_runs"
         ).row(0, named=True)
-        lake = q("SELECT count(*) AS files, coalesce(sum(bytes), 0) AS bytes, coalesce(sum(rows), 0) AS rows FROM meta.lake_files").row(0, named=True)
+        lake = q("SELECT count(*) AS files, coalesce(sum(bytes), 0)::BIGINT AS bytes, coalesce(sum(rows), 0)::BIGINT AS rows FROM meta.lake_files").row(0, named=True)
         stages = q("SELECT stage, count(*) AS runs, round(avg(wall_s), 3) AS avg_wall_s, max(peak_rss_mb) AS peak_rss_mb, "
                    "max(finished) AS last_run FROM meta.stage_runs GROUP BY stage ORDER BY stage")
     disk = shutil.disk_usage(paths.root)
