@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: demo test test-all docs bench lint clean env
+.PHONY: demo test test-all docs bench clean env cli-docs
 
 env: .venv/.synced
 
@@ -34,3 +34,6 @@ bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 
 clean:
 	rm -rf .venv .tools site .pytest_cache
+
+cli-docs: env          ## regenerate docs/cli.md from the Typer app
+	.venv/bin/typer alphatwin.cli.main utils docs --name alphatwin --title "CLI reference" --output docs/cli.md

@@ -21,6 +21,7 @@ import polars as pl
 
 from alphatwin.errors import LakeError
 from alphatwin.paths import WarehousePaths
+from alphatwin.sources.base import sorted_by_symbol_ts
 
 __all__ = ["LakeFile", "LakeWriter", "DatasetStats"]
 
@@ -111,14 +112,21 @@ class LakeWriter:
         return bars.height
 
     def flush(self) -> None:
-        """Stage whatever is buffered."""
+        """Stage whatever is buffered: one file per year, rows sorted by ``symbol, ts``."""
         if not self._buffer:
             return
         bars = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
         self._buffer, self._buffered = [], 0
-        bars = bars.with_columns(pl.col("ts").dt.year().alias("_year"))
-        for (interval, year), part in bars.group_by(["interval", "_year"], maintain_order=True):
-            self._write_part(str(interval), int(year), part.drop("_year").sort("symbol", "ts"))
+        if not sorted_by_symbol_ts(bars):
+            bars = bars.sort("symbol", "ts")
+        interval = bars["interval"][0]
+        if bars["interval"].n_unique() != 1:
+            raise LakeError("one ingest writes one interval; got several in a batch")
+        years = bars.with_columns(pl.col("ts").dt.year().alias("_year")).partition_by(
+            "_year", maintain_order=True, include_key=False, as_dict=True
+        )
+        for (year,), part in years.items():
+            self._write_part(str(interval), int(year), part)
 
     def _write_part(self, interval: str, year: int, part: pl.DataFrame) -> None:
         name = f"{self.ingest_id}-{len(self._staged):05d}.parquet"

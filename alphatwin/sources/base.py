@@ -31,6 +31,7 @@ __all__ = [
     "Source",
     "conform",
     "interval_duration",
+    "sorted_by_symbol_ts",
 ]
 
 BAR_SCHEMA: dict[str, pl.DataType] = {
@@ -112,6 +113,16 @@ class Source(Protocol):
         ...
 
 
+def sorted_by_symbol_ts(bars: pl.DataFrame) -> bool:
+    """Whether rows are strictly ordered by ``symbol, ts`` (one vectorized pass, no sort)."""
+    if bars.height < 2:
+        return True
+    sym, ts = bars["symbol"], bars["ts"]
+    head, tail = slice(0, bars.height - 1), slice(1, bars.height)
+    s0, s1 = sym[head], sym[tail]
+    return bool(((s1 > s0) | ((s1 == s0) & (ts[tail] > ts[head]))).fill_null(False).all())
+
+
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
     """Cast ``frame`` to :data:`BAR_SCHEMA` (column order, dtypes, defaults for corporate actions).
 
@@ -132,10 +143,7 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
     elif isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone != "UTC":
         frame = frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
-    return (
-        frame.select(
-            [pl.col(c).cast(t) for c, t in BAR_SCHEMA.items()]
-        )
-        .with_columns(pl.col("dividend").fill_null(0.0), pl.col("split_ratio").fill_null(1.0))
-        .sort("symbol", "ts")
+    out = frame.select([pl.col(c).cast(t) for c, t in BAR_SCHEMA.items()]).with_columns(
+        pl.col("dividend").fill_null(0.0), pl.col("split_ratio").fill_null(1.0)
     )
+    return out if sorted_by_symbol_ts(out) else out.sort("symbol", "ts", maintain_order=True)
