@@ -21,6 +21,7 @@ __all__ = [
     "CatalogError",
     "WarehouseBusyError",
     "SqlSandboxError",
+    "BatchRejectedError",
 ]
 
 
@@ -95,3 +96,7 @@ class WarehouseBusyError(CatalogError):
 
 class SqlSandboxError(AlphaTwinError):
     """An ad-hoc SQL statement was refused by the read-only sandbox."""
+
+
+class BatchRejectedError(AlphaTwinError):
+    """A whole batch failed validation (wrong schema, empty): the ingest is marked rejected."""

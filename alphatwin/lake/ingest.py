@@ -21,11 +21,11 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
-from alphatwin.errors import AlphaTwinError, EmptyDataError, InputError, SourceError
+from alphatwin.errors import AlphaTwinError, BatchRejectedError, EmptyDataError, InputError, SourceError
 from alphatwin.lake import catalog
 from alphatwin.lake.lock import write_lock
 from alphatwin.lake.stages import stage
@@ -39,6 +39,20 @@ __all__ = ["IngestResult", "ingest", "recover"]
 log = get_logger("ingest")
 
 ProgressFn = Callable[[int], None]
+
+
+class BatchGate(Protocol):
+    """Validates an ingest's batches before they are staged (the quality layer implements it).
+
+    ``check`` sees each batch in arrival order with the position of its first row in the ingest;
+    it raises :class:`~alphatwin.errors.BatchRejectedError` to reject the whole ingest.
+    ``persist`` writes its verdicts inside the ingest's commit transaction, so verdicts and data
+    become visible together.
+    """
+
+    def check(self, bars: pl.DataFrame, *, row_offset: int) -> None: ...
+
+    def persist(self, con: Any, ingest_id: str) -> None: ...
 
 
 @dataclass
@@ -161,6 +175,7 @@ def _lake_frame(frame: pl.DataFrame, request: FetchRequest, ingest_id: str, sour
 
 def _fetch_all(
     source: Source, request: FetchRequest, writer: LakeWriter, progress: ProgressFn | None,
+    gate: BatchGate | None,
 ) -> dict[str, str]:
     """Stage every batch the source yields; return the symbols that failed, with reasons."""
     failed: dict[str, str] = {}
@@ -172,6 +187,8 @@ def _fetch_all(
         try:
             for served_by, frame in _prefetch(stream):
                 lake = _lake_frame(frame, request, writer.ingest_id, served_by)
+                if gate is not None:
+                    gate.check(lake, row_offset=writer.rows)
                 writer.write(lake)
                 if progress is not None:
                     progress(lake.height)
@@ -238,13 +255,16 @@ def _commit(con: Any, writer: LakeWriter, result: IngestResult, interval: str) -
     con.unregister("new_stats")
 
 
-def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, run: Any, error: str | None) -> None:
+def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, run: Any,
+            error: str | None, gate: BatchGate | None = None) -> None:
     detail = {"failed": result.failed, "stale": {k: str(v) for k, v in result.stale.items()}}
     with catalog.connect(paths) as con:
         con.execute("BEGIN TRANSACTION")
         if writer is not None and writer.files:
             _commit(con, writer, result, run.command_interval)
             catalog.refresh_raw_view(con, paths)
+            if gate is not None:
+                gate.persist(con, result.ingest_id)
         con.execute(
             "UPDATE meta.ingest_runs SET status = ?, rows = ?, files = ?, error = ?, finished = now(), "
             "detail = ? WHERE ingest_id = ?",
@@ -269,6 +289,7 @@ def ingest(
     fallback_to_lake: bool = True,
     command: str = "",
     lock_timeout: float = 0.0,
+    gate: BatchGate | None = None,
 ) -> IngestResult:
     """Ingest ``request`` from ``source`` into the warehouse at ``paths``; see the module docstring.
 
@@ -283,7 +304,7 @@ def ingest(
         writer: LakeWriter | None = None
         try:
             writer = LakeWriter(paths, ingest_id)
-            result.failed = _fetch_all(source, request, writer, progress)
+            result.failed = _fetch_all(source, request, writer, progress, gate)
             if writer.rows == 0 and not result.failed:
                 raise EmptyDataError(f"{source.name} returned no rows for this request", source=source.name)
             result.stale = _fallback(paths, request, result.failed) if fallback_to_lake else {}
@@ -296,12 +317,12 @@ def ingest(
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")
             srun.rows_in = srun.rows_out = writer.rows
             writer.publish()
-            _finish(paths, result, writer, run, None)
+            _finish(paths, result, writer, run, None, gate)
         except BaseException as exc:
             if writer is not None:
                 writer.discard()
                 writer.unpublish()
-            result.status = "failed"
+            result.status = "rejected" if isinstance(exc, BatchRejectedError) else "failed"
             srun.status, srun.error = "failed", str(exc)[:500]
             try:
                 _finish(paths, result, None, run, str(exc)[:2000])

@@ -1,0 +1,98 @@
+"""Where quality verdicts live in the catalog: validation runs and results, quarantine, flags.
+
+``quality.quarantine`` lists rows excluded downstream, keyed by ``(ingest_id, symbol, interval,
+ts)``; the raw lake keeps them untouched. ``collapsed`` rows are extra copies of an exact
+duplicate: the key itself stays accepted through its first copy. ``quality.flags`` lists rows
+kept but flagged (outliers). ``quality.restatements`` records accepted bars that a newer ingest
+restated (the newer row supersedes the older one downstream). ``quality.accepted_bars`` is
+``raw.bars`` minus quarantined rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["QUALITY_DDL", "ACCEPTED_VIEW", "ensure_quality_schema"]
+
+QUALITY_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS quality",
+    """CREATE TABLE IF NOT EXISTS meta.validation_runs (
+        validation_id VARCHAR PRIMARY KEY,
+        ingest_id VARCHAR NOT NULL,
+        suite VARCHAR NOT NULL,
+        suite_sha256 VARCHAR NOT NULL,
+        trigger VARCHAR NOT NULL,          -- ingest | validate
+        started TIMESTAMPTZ NOT NULL,
+        finished TIMESTAMPTZ,
+        wall_s DOUBLE,
+        rows_received BIGINT,
+        rows_accepted BIGINT,
+        rows_quarantined BIGINT,
+        rows_collapsed BIGINT,             -- exact duplicate copies (counted in rows_quarantined)
+        rows_flagged BIGINT,
+        rows_restated BIGINT,
+        success BOOLEAN,
+        batch_error VARCHAR,
+        current BOOLEAN NOT NULL DEFAULT true  -- the latest validation of its ingest
+    )""",
+    """CREATE TABLE IF NOT EXISTS meta.validation_results (
+        validation_id VARCHAR NOT NULL,
+        expectation VARCHAR NOT NULL,      -- short stable name, e.g. high_ge_max_open_close
+        expectation_type VARCHAR NOT NULL, -- GX type, e.g. expect_column_values_to_not_be_null
+        columns VARCHAR,
+        severity VARCHAR NOT NULL,         -- error (quarantine) | warning (flag) | info (record)
+        success BOOLEAN NOT NULL,
+        element_count BIGINT,
+        unexpected_count BIGINT,
+        unexpected_percent DOUBLE,
+        sample_values VARCHAR,             -- JSON: a few offending values
+        sample_ts VARCHAR,                 -- JSON: their symbols and timestamps
+        kwargs VARCHAR                     -- JSON: the expectation's arguments
+    )""",
+    """CREATE TABLE IF NOT EXISTS quality.quarantine (
+        ingest_id VARCHAR NOT NULL,
+        symbol VARCHAR,
+        interval VARCHAR,
+        ts TIMESTAMPTZ,
+        row_nr BIGINT NOT NULL,            -- position of the row in its ingest (0-based)
+        reasons VARCHAR[] NOT NULL,        -- failed expectations
+        detail VARCHAR,                    -- the offending values
+        collapsed BOOLEAN NOT NULL DEFAULT false,
+        validation_id VARCHAR NOT NULL,
+        quarantined_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS quality.flags (
+        ingest_id VARCHAR NOT NULL,
+        symbol VARCHAR,
+        interval VARCHAR,
+        ts TIMESTAMPTZ,
+        row_nr BIGINT NOT NULL,
+        reasons VARCHAR[] NOT NULL,
+        detail VARCHAR,
+        validation_id VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS quality.restatements (
+        symbol VARCHAR NOT NULL,
+        interval VARCHAR NOT NULL,
+        ts TIMESTAMPTZ NOT NULL,
+        ingest_id VARCHAR NOT NULL,        -- the restating (newer) ingest
+        superseded_ingest_id VARCHAR,      -- the accepted row it supersedes
+        detail VARCHAR,
+        validation_id VARCHAR NOT NULL
+    )""",
+]
+
+ACCEPTED_VIEW = """CREATE OR REPLACE VIEW quality.accepted_bars AS
+SELECT b.* FROM raw.bars AS b
+WHERE NOT EXISTS (
+    SELECT 1 FROM quality.quarantine AS q
+    WHERE q.ingest_id = b.ingest_id AND q.symbol = b.symbol AND q.interval = b.interval
+      AND q.ts = b.ts AND NOT q.collapsed
+)"""
+
+
+def ensure_quality_schema(con: Any) -> None:
+    """Create the quality schema's tables and the ``quality.accepted_bars`` view if missing."""
+    for statement in QUALITY_DDL:
+        con.execute(statement)
+    con.execute(ACCEPTED_VIEW)
