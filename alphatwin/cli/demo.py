@@ -28,7 +28,7 @@ def _fresh_warehouse(paths: object) -> None:
     with catalog.connect(paths, read_only=True) as con:  # type: ignore[arg-type]
         other = con.execute(
             "SELECT count(*) FROM meta.ingest_runs WHERE command IS NULL OR command <> ?", [DEMO_COMMAND]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     if other:
         raise AlphaTwinError(
             f"{paths.root} holds data that the demo did not create; run the demo elsewhere with "  # type: ignore[attr-defined]

@@ -130,11 +130,12 @@ def ensure_schema(con: Any, paths: WarehousePaths) -> None:
     """Create the catalog's schemas and tables if missing; re-point views if the warehouse moved."""
     for statement in DDL:
         con.execute(statement)
-    row = con.execute("SELECT value FROM meta.properties WHERE key = 'root'").fetchone()
+    rows = con.execute("SELECT value FROM meta.properties WHERE key = 'root'").fetchall()
+    row = rows[0] if rows else None
     has_view = con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'raw' AND view_name = 'bars' "
         "AND database_name = current_database()"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if row is None or row[0] != paths.root.as_posix() or not has_view:
         refresh_raw_view(con, paths)
 

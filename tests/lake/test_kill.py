@@ -56,11 +56,11 @@ def _run(root, kill_after: float | None) -> int:
 def _check_consistent(paths: WarehousePaths) -> int:
     with catalog.connect(paths, read_only=True) as con:
         committed = con.execute(
-            "SELECT coalesce(sum(rows), 0) FROM meta.ingest_runs WHERE status = 'committed'").fetchone()[0]
-        in_files = con.execute("SELECT coalesce(sum(rows), 0) FROM meta.lake_files").fetchone()[0]
-        visible = con.execute("SELECT count(*) FROM raw.bars").fetchone()[0]
+            "SELECT coalesce(sum(rows), 0) FROM meta.ingest_runs WHERE status = 'committed'").fetchall()[0][0]
+        in_files = con.execute("SELECT coalesce(sum(rows), 0) FROM meta.lake_files").fetchall()[0][0]
+        visible = con.execute("SELECT count(*) FROM raw.bars").fetchall()[0][0]
         dup = con.execute("SELECT count(*) FROM (SELECT ingest_id, symbol, ts FROM raw.bars "
-                          "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+                          "GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0]
         listed = {r[0] for r in con.execute("SELECT path FROM meta.lake_files").fetchall()}
     assert committed == in_files == visible and dup == 0
     for rel in listed:

@@ -1,0 +1,293 @@
+"""The data-quality report's HTML page: one Jinja2 template, cells formatted for people.
+
+The Vega, Vega-Lite and Vega-Embed scripts come from ``vl_convert.javascript_bundle`` and are
+inlined once per page; each chart's Vega-Lite spec sits in its own
+``<script type="application/json" data-chart="...">`` block, and one small script embeds them
+all. Nothing is fetched over the network, so the file opens offline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from alphatwin.reports.quality import QualityData
+
+__all__ = ["render_page", "vega_bundle"]
+
+RUNS_SHOWN = 100  # validation runs listed in the runs table
+
+_TEMPLATE = """\
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="alphatwin quality report">
+<title>Data quality: {{ scope }}</title>
+<style>
+  body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #222; background: #fafafa; }
+  main { max-width: 1180px; margin: 0 auto; padding: 1.5rem 2rem 3rem; }
+  header { border-bottom: 1px solid #ddd; margin-bottom: 1rem; }
+  h1 { margin: 0 0 .4rem; font-size: 1.6rem; }
+  h2 { margin-top: 2.2rem; font-size: 1.25rem; border-bottom: 1px solid #eee; padding-bottom: .2rem; }
+  .meta { color: #555; font-size: .9rem; margin: .15rem 0; }
+  .meta code { background: #eee; padding: 0 .25rem; border-radius: 3px; }
+  nav a { margin-right: 1rem; font-size: .9rem; }
+  .cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
+  .card { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .7rem 1rem; min-width: 9.5rem; }
+  .card .label { font-size: .8rem; color: #666; text-transform: uppercase; letter-spacing: .03em; }
+  .card .value { font-size: 1.5rem; font-weight: 600; margin: .15rem 0; }
+  .card .sub { font-size: .8rem; color: #666; }
+  .card.bad .value { color: #c62828; } .card.warn .value { color: #e65100; } .card.good .value { color: #2e7d32; }
+  .chart { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .8rem; margin: .8rem 0; overflow-x: auto; }
+  .notice { background: #fff8e1; border: 1px solid #ffe082; border-radius: 6px; padding: 1rem 1.2rem; }
+  .none { color: #666; font-style: italic; }
+  .tablewrap { overflow-x: auto; max-height: 36rem; overflow-y: auto; border: 1px solid #ddd; border-radius: 6px; background: #fff; }
+  table { border-collapse: collapse; font-size: .82rem; width: 100%; }
+  th { position: sticky; top: 0; background: #f0f0f0; text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ccc; white-space: nowrap; }
+  td { padding: .3rem .5rem; border-bottom: 1px solid #eee; vertical-align: top; }
+  td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+  td.time { white-space: nowrap; }
+  td.long { max-width: 28rem; overflow-wrap: anywhere; }
+  .badge { display: inline-block; padding: 0 .45rem; border-radius: 9px; font-size: .75rem; font-weight: 600; color: #fff; }
+  .badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; }
+  .badge.error { background: #6a1b9a; } .badge.incomplete { background: #757575; }
+  .caption { color: #666; font-size: .85rem; margin: .3rem 0 .6rem; }
+  footer { margin-top: 3rem; color: #777; font-size: .8rem; }
+</style>
+</head>
+<body>
+<main>
+<header>
+  <h1>Data quality: {{ scope }}</h1>
+  <p class="meta">Warehouse <code>{{ data.warehouse }}</code> &middot; generated {{ generated }}</p>
+  {% if suites %}<p class="meta">Suites:
+    {% for s in suites %}<code>{{ s.suite }}</code> (sha256 <code>{{ s.suite_sha256 }}</code>, {{ s.runs }} run{{ "s" if s.runs != 1 }}){{ "; " if not loop.last }}{% endfor %}
+  </p>{% endif %}
+  {% if not data.empty %}<nav><a href="#summary">Summary</a><a href="#over-time">Over time</a><a href="#runs">Runs</a>
+    <a href="#expectations">Expectations</a><a href="#symbols">Worst symbols</a><a href="#quarantine">Quarantine</a><a href="#flags">Flags</a></nav>{% endif %}
+</header>
+{% if data.empty %}
+<section id="summary">
+  <p class="notice"><strong>No validation runs yet.</strong> Validation runs are recorded when data is ingested
+  (each batch is checked against the expectation suites). Ingest some data, then run
+  <code>alphatwin quality report</code> again.</p>
+</section>
+{% else %}
+<section id="summary">
+  <h2>Summary</h2>
+  <div class="cards">{% for c in cards %}
+    <div class="card {{ c.tone }}"><div class="label">{{ c.label }}</div><div class="value">{{ c.value }}</div><div class="sub">{{ c.sub }}</div></div>{% endfor %}
+  </div>
+  <p class="caption">Batches are ingests; numbers use each batch's latest (current) validation run.
+  Quarantined rows are excluded downstream (<code>quality.accepted_bars</code>); flagged rows are kept.</p>
+</section>
+<section id="over-time">
+  <h2>Pass rate over time</h2>
+  {{ chart("chart-pass-rate", "No runs to plot.") }}
+</section>
+<section id="runs">
+  <h2>Validation runs</h2>
+  {{ table(tables.runs) }}
+</section>
+<section id="expectations">
+  <h2>Expectations</h2>
+  {{ chart("chart-expectations", "No expectation results recorded.") }}
+  {{ table(tables.expectations) }}
+</section>
+<section id="symbols">
+  <h2>Worst symbols</h2>
+  {{ chart("chart-worst-symbols", "No symbol has quarantined or flagged rows.") }}
+  {{ table(tables.worst_symbols) }}
+</section>
+<section id="quarantine">
+  <h2>Quarantined rows</h2>
+  {{ chart("chart-reasons", "No row was quarantined or flagged.") }}
+  {{ table(tables.quarantine) }}
+</section>
+<section id="flags">
+  <h2>Flagged rows</h2>
+  {{ table(tables.flags) }}
+</section>
+{% endif %}
+<footer>Written by <code>alphatwin quality report</code>; list quarantined rows in a terminal with
+<code>alphatwin quality quarantine --symbol SYMBOL</code>.</footer>
+</main>
+{% for id, spec in specs.items() %}
+<script type="application/json" data-chart="{{ id }}">{{ spec }}</script>{% endfor %}
+{% if specs %}
+<script>
+// Vega {{ versions.vega }}, Vega-Lite {{ versions.vegalite }}, Vega-Embed {{ versions.embed }} (inlined by vl-convert)
+{{ bundle }}
+</script>
+<script>
+(function () {
+  document.querySelectorAll('script[data-chart]').forEach(function (el) {
+    var spec = JSON.parse(el.textContent);
+    vegaEmbed('#' + el.dataset.chart, spec, {actions: false, renderer: 'svg'}).catch(function (err) {
+      document.getElementById(el.dataset.chart).textContent = 'Chart failed to render: ' + err;
+    });
+  });
+})();
+</script>
+{% endif %}
+</body>
+</html>
+"""
+
+_MACROS = """\
+{% macro chart(id, empty_text) -%}
+{% if id in specs %}<div class="chart"><div id="{{ id }}"></div></div>{% else %}<p class="none">{{ empty_text }}</p>{% endif %}
+{%- endmacro %}
+{% macro table(t) -%}
+{% if t.rows %}<p class="caption">{{ t.caption }}</p>
+<div class="tablewrap"><table><thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in t.rows %}<tr>{% for text, cls in row %}<td{% if cls %} class="{{ cls }}"{% endif %}>{% if cls == "result" %}<span class="badge {{ text }}">{{ text }}</span>{% else %}{{ text }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>{% else %}<p class="none">{{ t.empty_text }}</p>{% endif %}
+{%- endmacro %}
+"""
+
+
+@dataclass(frozen=True)
+class _Table:
+    columns: list[str]
+    rows: list[list[tuple[str, str]]]
+    caption: str
+    empty_text: str
+
+
+@functools.cache
+def vega_bundle() -> str:
+    """The Vega + Vega-Lite + Vega-Embed JavaScript bundle, safe to inline in a ``<script>``."""
+    import vl_convert
+
+    major, minor = _vegalite_version().split(".")[:2]
+    bundle = vl_convert.javascript_bundle(vl_version=f"v{major}_{minor}")
+    return bundle.replace("</script", "<\\/script")
+
+
+def _vegalite_version() -> str:
+    """The Vega-Lite version Altair writes specs for, e.g. ``6.4.1``."""
+    import altair as alt
+
+    return alt.SCHEMA_VERSION.lstrip("v")
+
+
+def _spec_json(spec: dict[str, Any]) -> str:
+    """A spec as JSON that cannot end its ``<script>`` element early."""
+    text = json.dumps(spec, separators=(",", ":"), default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _cell(name: str, value: Any) -> tuple[str, str]:
+    """``(text, css class)`` of one table cell."""
+    if value is None:
+        return "", ""
+    if name == "result":
+        return str(value), "result"
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), ""
+    if isinstance(value, int):
+        return f"{value:,}", "num"
+    if isinstance(value, float):
+        text = f"{value:.1%}" if name.endswith("_rate") else f"{value:.4g}"
+        return text, "num"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S"), "time"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value), "long"
+    text = str(value)
+    return text, "long" if len(text) > 40 else ""
+
+
+def _table(frame: pl.DataFrame, caption: str, empty_text: str) -> _Table:
+    names = frame.columns
+    rows = [[_cell(n, v) for n, v in zip(names, row, strict=True)] for row in frame.iter_rows()]
+    return _Table([n.replace("_", " ") for n in names], rows, caption, empty_text)
+
+
+def _shown(total: int, shown: int, noun: str) -> str:
+    return f"All {total:,} {noun}." if shown >= total else f"The latest {shown:,} of {total:,} {noun}."
+
+
+def _tables(data: QualityData) -> dict[str, _Table]:
+    runs = data.runs.head(RUNS_SHOWN)
+    s = data.summary
+    return {
+        "runs": _table(runs.drop("batch_error") if runs["batch_error"].null_count() == runs.height else runs,
+                       _shown(data.runs.height, runs.height, "validation runs, newest first")
+                       + " A batch fails when any error-severity expectation fails.", "No validation runs."),
+        "expectations": _table(data.expectations,
+                               "Per expectation over current runs: unexpected values summed over batches, "
+                               "samples from the latest failing run.", "No expectation results."),
+        "worst_symbols": _table(data.worst_symbols, "Symbols ranked by quarantined + flagged rows; "
+                                "reasons with their row counts.", "No symbol has quarantined or flagged rows."),
+        "quarantine": _table(data.quarantine, _shown(s["quarantine_total"], data.quarantine.height,
+                                                     "quarantined rows"), "No quarantined rows."),
+        "flags": _table(data.flags, _shown(s["flags_total"], data.flags.height, "flagged rows"), "No flagged rows."),
+    }
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part / whole:.1%} of received" if whole else ""
+
+
+def _cards(s: dict[str, Any]) -> list[dict[str, str]]:
+    received = s["rows_received"]
+    rate = s["batch_pass_rate"]
+    exp_rate = s["expectation_pass_rate"]
+    return [
+        {"label": "Batches", "value": f"{s['batches']:,}", "tone": "",
+         "sub": f"{s['validation_runs']:,} validation run(s) in all"},
+        {"label": "Batch pass rate", "value": "n/a" if rate is None else f"{rate:.1%}",
+         "tone": "good" if rate == 1 else "bad", "sub": f"{s['batches_passed']:,} of {s['batches']:,} passed"},
+        {"label": "Expectations passed", "value": "n/a" if exp_rate is None else f"{exp_rate:.1%}",
+         "tone": "good" if exp_rate == 1 else "warn",
+         "sub": f"{s['expectations_passed']:,} of {s['expectations']:,} checks"},
+        {"label": "Rows received", "value": f"{received:,}", "tone": "", "sub": "in current batches"},
+        {"label": "Rows accepted", "value": f"{s['rows_accepted']:,}", "tone": "good",
+         "sub": _pct(s["rows_accepted"], received)},
+        {"label": "Rows quarantined", "value": f"{s['rows_quarantined']:,}",
+         "tone": "bad" if s["rows_quarantined"] else "good",
+         "sub": f"{_pct(s['rows_quarantined'], received)}; {s['rows_collapsed']:,} duplicate copies"},
+        {"label": "Rows flagged", "value": f"{s['rows_flagged']:,}", "tone": "warn" if s["rows_flagged"] else "good",
+         "sub": _pct(s["rows_flagged"], received)},
+        {"label": "Rows restated", "value": f"{s['rows_restated']:,}", "tone": "",
+         "sub": "superseding earlier ingests"},
+    ]
+
+
+def render_page(data: QualityData) -> str:
+    """The report for ``data`` as one self-contained HTML document."""
+    import jinja2
+    import vl_convert
+    from markupsafe import Markup
+
+    from alphatwin.reports._quality_charts import quality_charts
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    template = env.from_string(_MACROS + _TEMPLATE)
+    specs = {} if data.empty else {k: v for k, v in quality_charts(data).items() if v is not None}
+    versions = {"vega": vl_convert.get_vega_version(), "embed": vl_convert.get_vega_embed_version(),
+                "vegalite": _vegalite_version()}
+    return template.render(
+        data=data,
+        scope=f"ingest {data.ingest_id}" if data.ingest_id else "all ingests",
+        generated=data.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        suites=data.suites.to_dicts(),
+        cards=[] if data.empty else _cards(data.summary),
+        tables={} if data.empty else _tables(data),
+        specs={k: Markup(_spec_json(v)) for k, v in specs.items()},
+        bundle=Markup(vega_bundle()) if specs else "",
+        versions=versions,
+    )
