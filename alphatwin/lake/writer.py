@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import polars as pl
 
 from alphatwin.errors import LakeError
 from alphatwin.paths import WarehousePaths
-from alphatwin.sources.base import sorted_by_symbol_ts
 
 __all__ = ["LakeFile", "LakeWriter", "DatasetStats"]
 
@@ -30,6 +30,7 @@ COMPRESSION_LEVEL = 1
 ROW_GROUP_SIZE = 256_000
 #: Batches are buffered until this many rows, so per-symbol batches still make few, large files.
 FLUSH_ROWS = 1_000_000
+ENCODE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,26 @@ class DatasetStats:
     last_ts: dt.datetime
     rows: int = 0
     files: set[str] = field(default_factory=set)
+
+
+def _ordered_boundaries(batches: list[pl.DataFrame]) -> bool:
+    """Whether concatenating ``batches`` (each sorted by ``symbol, ts``, as
+    :func:`~alphatwin.sources.base.conform` guarantees) keeps the order: only the seams are checked."""
+    for prev, nxt in zip(batches, batches[1:]):
+        last = (prev["symbol"][-1], prev["ts"][-1])
+        first = (nxt["symbol"][0], nxt["ts"][0])
+        if not last < first:
+            return False
+    return True
+
+
+def _encode(part: pl.DataFrame) -> memoryview:
+    buf = io.BytesIO()
+    part.write_parquet(
+        buf, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
+        statistics=True, row_group_size=ROW_GROUP_SIZE,
+    )
+    return buf.getbuffer()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -101,8 +122,9 @@ class LakeWriter:
         return sum(f.rows for f in self.files) + self._buffered
 
     def write(self, bars: pl.DataFrame) -> int:
-        """Accept ``bars`` (in the lake's columns); stage a file per (interval, year) once
-        ``flush_rows`` rows are buffered."""
+        """Accept ``bars`` (in the lake's columns, sorted by ``symbol, ts`` as
+        :func:`~alphatwin.sources.base.conform` leaves them); stage a file per (interval, year)
+        once ``flush_rows`` rows are buffered."""
         if bars.is_empty():
             return 0
         self._buffer.append(bars)
@@ -115,29 +137,38 @@ class LakeWriter:
         """Stage whatever is buffered: one file per year, rows sorted by ``symbol, ts``."""
         if not self._buffer:
             return
+        ordered = _ordered_boundaries(self._buffer)
         bars = pl.concat(self._buffer, rechunk=False) if len(self._buffer) > 1 else self._buffer[0]
         self._buffer, self._buffered = [], 0
-        if not sorted_by_symbol_ts(bars):
-            bars = bars.sort("symbol", "ts")
+        if not ordered:
+            bars = bars.sort("symbol", "ts", maintain_order=True)
         interval = bars["interval"][0]
         if bars["interval"].n_unique() != 1:
             raise LakeError("one ingest writes one interval; got several in a batch")
-        years = bars.with_columns(pl.col("ts").dt.year().alias("_year")).partition_by(
-            "_year", maintain_order=True, include_key=False, as_dict=True
+        bars = bars.with_columns(pl.col("ts").dt.year().alias("_year"))
+        per_symbol = bars.group_by("symbol", "source").agg(
+            pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"), pl.len().alias("n"),
+            pl.col("_year").unique().alias("years"),
         )
-        for (year,), part in years.items():
-            self._write_part(str(interval), int(year), part)
+        years = bars.partition_by("_year", maintain_order=True, include_key=False, as_dict=True)
+        parts = [(int(year), part) for (year,), part in years.items()]
+        with ThreadPoolExecutor(max_workers=ENCODE_THREADS) as pool:  # Polars encodes without the GIL
+            encoded = list(pool.map(_encode, (part for _, part in parts)))
+        by_year = {year: self._stage(str(interval), year, part, data)
+                   for (year, part), data in zip(parts, encoded, strict=True)}
+        for symbol, source, lo, hi, n, yrs in per_symbol.iter_rows():
+            st = self.stats.get((symbol, source))
+            if st is None:
+                st = self.stats[(symbol, source)] = DatasetStats(lo, hi)
+            st.first_ts, st.last_ts = min(st.first_ts, lo), max(st.last_ts, hi)
+            st.rows += n
+            st.files.update(by_year[y] for y in yrs)
 
-    def _write_part(self, interval: str, year: int, part: pl.DataFrame) -> None:
+    def _stage(self, interval: str, year: int, part: pl.DataFrame, data: memoryview) -> str:
+        """Write one encoded file to the staging folder (fsynced); return its lake path."""
         name = f"{self.ingest_id}-{len(self._staged):05d}.parquet"
         final = self.paths.bars / f"interval={interval}" / f"year={year}" / name
         staged = self.stage_dir / name
-        buf = io.BytesIO()
-        part.write_parquet(
-            buf, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
-            statistics=True, row_group_size=ROW_GROUP_SIZE,
-        )
-        data = buf.getbuffer()
         try:
             with staged.open("wb") as fh:
                 fh.write(data)
@@ -152,16 +183,7 @@ class LakeWriter:
                      ts.min(), ts.max())  # type: ignore[arg-type]
         )
         self._staged.append((staged, final))
-        per_symbol = part.group_by("symbol", "source").agg(
-            pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"), pl.len().alias("n")
-        )
-        for symbol, source, lo, hi, n in per_symbol.iter_rows():
-            st = self.stats.get((symbol, source))
-            if st is None:
-                st = self.stats[(symbol, source)] = DatasetStats(lo, hi)
-            st.first_ts, st.last_ts = min(st.first_ts, lo), max(st.last_ts, hi)
-            st.rows += n
-            st.files.add(rel)
+        return rel
 
     def publish(self) -> list[LakeFile]:
         """Move every staged file into its lake partition (atomic renames, then fsync)."""

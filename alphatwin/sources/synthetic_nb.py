@@ -198,7 +198,7 @@ def _simulate_symbol(state, bar_frac, days_per_year, overnight_frac, bday, vol_s
         prev_close = cl
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def simulate_bars_nb(
     seeds: np.ndarray,
     n_bars: int,
@@ -277,7 +277,7 @@ def _inject_symbol(state, cum_rates, o, h, lo, c, v, code, alt_close, alt_volume
         prev_clean_close = clean_close
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def inject_defects_nb(
     seeds: np.ndarray,
     n_bars: int,
