@@ -56,6 +56,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     universe: tuple[str, ...] = ("AAPL", "MSFT", "SPY", "EURUSD=X", "BTC-USD")
+    quarantine_outliers: bool = False
     config_file: Path | None = None
 
 
@@ -114,7 +115,7 @@ def load_settings(config: str | Path | None = None, *, warehouse: str | Path | N
 
 def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
     where = str(path)
-    allowed = {"warehouse", "sources", "universe"}
+    allowed = {"warehouse", "sources", "universe", "quality"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
@@ -138,6 +139,11 @@ def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
             changes["breaker" if key == "circuit_breaker" else key] = _section(cls, src.pop(key), f"{where} [sources.{key}]")
     if src:
         raise ConfigError(f"{where}: unknown key(s) in [sources]: {', '.join(sorted(src))}")
+    qual = dict(data.get("quality", {}))
+    if "quarantine_outliers" in qual:
+        changes["quarantine_outliers"] = bool(qual.pop("quarantine_outliers"))
+    if qual:
+        raise ConfigError(f"{where}: unknown key(s) in [quality]: {', '.join(sorted(qual))}")
     uni = data.get("universe", {})
     if "symbols" in uni:
         changes["universe"] = tuple(uni["symbols"])

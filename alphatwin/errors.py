@@ -22,6 +22,7 @@ __all__ = [
     "WarehouseBusyError",
     "SqlSandboxError",
     "BatchRejectedError",
+    "QualityError",
 ]
 
 
@@ -100,3 +101,15 @@ class SqlSandboxError(AlphaTwinError):
 
 class BatchRejectedError(AlphaTwinError):
     """A whole batch failed validation (wrong schema, empty): the ingest is marked rejected."""
+
+
+class QualityError(AlphaTwinError):
+    """A data-quality suite is missing or invalid, or a batch cannot be validated.
+
+    ``suite`` names the suite (and ``path`` its file) when the problem is in one.
+    """
+
+    def __init__(self, message: str, *, suite: str | None = None, path: str | None = None) -> None:
+        self.suite = suite
+        self.path = path
+        super().__init__(message)

@@ -1,8 +1,9 @@
 """``alphatwin demo``: the whole pipeline, offline, on the embedded default data.
 
 Stages so far: ingest the real S&P 500 / NASDAQ sample and a synthetic universe (with injected
-defects, for the quality stage to find) into the lake, then query the warehouse. Each later
-stage (validate, build, backtest, report) joins here as it lands.
+defects) into the lake, each batch validated by the Great Expectations gate (bad rows
+quarantined, outliers flagged), write the data-quality report, then query the warehouse. Each
+later stage (build, backtest, report) joins here as it lands.
 """
 
 from __future__ import annotations
@@ -62,18 +63,27 @@ def demo_command(
     paths = st.paths
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
-    typer.secho("[1/2] ingest: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe", bold=True, err=True)
+    typer.secho("[1/3] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
+                bold=True, err=True)
     run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
     synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
-    typer.secho("[2/2] query: raw.bars per symbol", bold=True, err=True)
+    typer.secho("[2/3] data-quality report", bold=True, err=True)
+    from alphatwin.reports.quality import write_quality_report
+
+    dq = write_quality_report(paths)
+    typer.secho("[3/3] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
     frame = run_query(
         paths,
-        "SELECT symbol, source, count(*) AS bars, min(ts)::DATE AS first, max(ts)::DATE AS last, "
-        "round(arg_max(close, ts), 2) AS last_close FROM raw.bars GROUP BY ALL ORDER BY source, symbol LIMIT 12",
+        "SELECT a.symbol, a.source, count(*) AS bars, min(a.ts)::DATE AS first, max(a.ts)::DATE AS last, "
+        "round(arg_max(a.close, a.ts), 2) AS last_close, "
+        "(SELECT count(*) FROM quality.quarantine q WHERE q.symbol = a.symbol) AS quarantined, "
+        "(SELECT count(*) FROM quality.flags f WHERE f.symbol = a.symbol) AS flagged "
+        "FROM quality.accepted_bars a GROUP BY ALL ORDER BY a.source, a.symbol LIMIT 12",
     )
     emit(frame, "table")
-    typer.echo(f"\nwarehouse: {paths.root}")
+    typer.echo(f"\nwarehouse:           {paths.root}")
+    typer.echo(f"data-quality report: {dq}")
     typer.echo(f"try: alphatwin --warehouse {paths.root} sql \"select * from meta.ingest_runs\"")
     typer.echo(f"     duckdb {paths.db}   (the plain DuckDB CLI reads raw.bars too)")

@@ -24,6 +24,7 @@ Interval = Annotated[str, typer.Option("--interval", "-i", help="Bar interval: 1
 Start = Annotated[str | None, typer.Option("--start", help="First bar to fetch (inclusive), e.g. 2020-01-31.", show_default=False)]
 End = Annotated[str | None, typer.Option("--end", help="End of the range (exclusive), e.g. 2024-12-31.", show_default=False)]
 Fmt = Annotated[str, typer.Option("--format", "-f", help="Summary format: table or json.")]
+NoValidate = Annotated[bool, typer.Option("--no-validate", help="Skip the quality gate (validate later with `alphatwin validate`).")]
 NoFallback = Annotated[bool, typer.Option("--no-fallback", help="Fail instead of falling back to data already in the lake.")]
 
 
@@ -34,30 +35,48 @@ def _request(symbols: list[str] | tuple[str, ...], interval: str, start: str | N
 
 
 def run_ingest(st: State, source: Any, request: Any, *, fmt: str = "table", fallback: bool = True,
-               total: int | None = None, command: str = "") -> Any:
-    """Run one ingest with a progress bar and print its summary (shared by every sub-command)."""
+               total: int | None = None, command: str = "", validate: bool = True) -> Any:
+    """Run one ingest (validated by the quality gate unless ``validate`` is false) with a
+    progress bar, and print its summary (shared by every sub-command)."""
     from alphatwin.lake.ingest import ingest
 
     st.start_logging()
+    gate = None
+    if validate:
+        from alphatwin.quality.gate import QualityGate
+
+        gate = QualityGate(st.paths, request, quarantine_outliers=st.settings.quarantine_outliers)
     with progress_rows(f"ingest {source.name}", total) as advance:
         result = ingest(source, request, st.paths, progress=advance, command=command,
-                        fallback_to_lake=fallback and st.settings.fallback_to_lake)
-    _summary(result, fmt)
+                        fallback_to_lake=fallback and st.settings.fallback_to_lake, gate=gate)
+    _summary(result, fmt, gate)
     if result.failed and set(result.failed) - set(result.stale):
         missing = sorted(set(result.failed) - set(result.stale))
         raise InputError(f"no data for {', '.join(missing)}: " + "; ".join(result.failed[s] for s in missing))
     return result
 
 
-def _summary(result: Any, fmt: str) -> None:
+def _summary(result: Any, fmt: str, gate: Any = None) -> None:
+    quality = None
+    if gate is not None and gate.counts.received:
+        c = gate.counts
+        quality = {"validation_id": gate.validation_id, "suite": gate.suite, "received": c.received,
+                   "accepted": c.accepted, "quarantined": c.quarantined, "collapsed": c.collapsed,
+                   "flagged": c.flagged, "restated": c.restated}
     if fmt == "json":
-        typer.echo(json.dumps(result.as_dict(), indent=2))
+        typer.echo(json.dumps({**result.as_dict(), "quality": quality}, indent=2))
         return
     rate = result.rows / result.wall_s if result.wall_s else 0.0
     typer.echo(
         f"ingest {result.ingest_id}: {result.status}, {result.rows:,} rows in {result.files} file(s) "
         f"from {result.source} in {result.wall_s:.2f}s ({rate:,.0f} rows/s)"
     )
+    if quality is not None:
+        typer.echo(
+            f"  validated ({quality['suite']}): {quality['accepted']:,} accepted, {quality['quarantined']:,} "
+            f"quarantined ({quality['collapsed']:,} duplicate copies), {quality['flagged']:,} flagged, "
+            f"{quality['restated']:,} restated"
+        )
     for symbol, reason in sorted(result.failed.items()):
         held = result.stale.get(symbol)
         note = f"; serving lake data up to {held:%Y-%m-%d %H:%M}" if held else ""
@@ -65,14 +84,14 @@ def _summary(result: Any, fmt: str) -> None:
 
 
 def _network(ctx: typer.Context, names: list[str], symbols: list[str], interval: str, start: str | None,
-             end: str | None, fmt: str, no_fallback: bool, command: str) -> None:
+             end: str | None, fmt: str, no_fallback: bool, command: str, no_validate: bool) -> None:
     from alphatwin.sources.resilience import build_network_source
 
     st = state(ctx)
     symbols = symbols or list(st.settings.universe)
     source = build_network_source(names, st.settings, st.paths.state)
     run_ingest(st, source, _request(symbols, interval, start, end), fmt=fmt, fallback=not no_fallback,
-               command=command)
+               command=command, validate=not no_validate)
 
 
 @app.command("yahoo")
@@ -85,6 +104,7 @@ def yahoo(
     failover: Annotated[bool, typer.Option("--failover/--no-failover", help="On failure, try the rest of the configured source chain.")] = True,
     no_fallback: NoFallback = False,
     fmt: Fmt = "table",
+    no_validate: NoValidate = False,
 ) -> None:
     """Download bars from Yahoo Finance (rate-limited, retried, circuit-broken).
 
@@ -92,7 +112,7 @@ def yahoo(
     """
     chain = list(state(ctx).settings.source_chain)
     names = ["yahoo"] + [n for n in chain if n != "yahoo"] if failover else ["yahoo"]
-    _network(ctx, names, symbols or [], interval, start, end, fmt, no_fallback, "ingest yahoo")
+    _network(ctx, names, symbols or [], interval, start, end, fmt, no_fallback, "ingest yahoo", no_validate)
 
 
 @app.command("stooq")
@@ -104,12 +124,13 @@ def stooq(
     end: End = None,
     no_fallback: NoFallback = False,
     fmt: Fmt = "table",
+    no_validate: NoValidate = False,
 ) -> None:
     """Download daily equity bars from Stooq (the fallback HTTP source; split-adjusted prices).
 
     Example: alphatwin ingest stooq AAPL MSFT --start 2020-01-01
     """
-    _network(ctx, ["stooq"], symbols, interval, start, end, fmt, no_fallback, "ingest stooq")
+    _network(ctx, ["stooq"], symbols, interval, start, end, fmt, no_fallback, "ingest stooq", no_validate)
 
 
 @app.command("auto")
@@ -121,13 +142,14 @@ def auto(
     end: End = None,
     no_fallback: NoFallback = False,
     fmt: Fmt = "table",
+    no_validate: NoValidate = False,
 ) -> None:
     """Fetch along the configured source chain ([sources] chain), failing over per symbol.
 
     Example: alphatwin ingest auto AAPL MSFT --start 2023-01-01
     """
     names = list(state(ctx).settings.source_chain)
-    _network(ctx, names, symbols or [], interval, start, end, fmt, no_fallback, "ingest auto")
+    _network(ctx, names, symbols or [], interval, start, end, fmt, no_fallback, "ingest auto", no_validate)
 
 
 def _mapping(items: list[str] | None) -> dict[str, str] | None:
@@ -155,6 +177,7 @@ def csv(
     column_map: Annotated[list[str] | None, typer.Option("--map", help="Generic mapping FILE_COLUMN=field, repeatable (fields: ts open high low close volume dividend split_ratio symbol).", show_default=False)] = None,
     date_format: Annotated[str | None, typer.Option("--date-format", help="strftime format of the date column, e.g. %d.%m.%Y.", show_default=False)] = None,
     fmt: Fmt = "table",
+    no_validate: NoValidate = False,
 ) -> None:
     """Import Yahoo-format CSV exports (Date,Open,High,Low,Close,Adj Close,Volume) or mapped CSVs.
 
@@ -165,7 +188,8 @@ def csv(
     st = state(ctx)
     source = CsvSource(path, symbol=symbol, symbol_column=symbol_column, columns=_mapping(column_map),
                        tz=tz, date_format=date_format)
-    run_ingest(st, source, _request((), interval, start, end), fmt=fmt, fallback=False, command="ingest csv")
+    run_ingest(st, source, _request((), interval, start, end), fmt=fmt, fallback=False, command="ingest csv",
+               validate=not no_validate)
 
 
 @app.command("synthetic")
@@ -178,6 +202,7 @@ def synthetic(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same market).")] = 42,
     defects: Annotated[str | None, typer.Option("--defects", help="Inject defects at per-bar rates, e.g. gap=0.001,duplicate=0.001,broken_ohlc=0.001,spike=0.0005,zero_volume_halt=0.0005.", show_default=False)] = None,
     fmt: Fmt = "table",
+    no_validate: NoValidate = False,
 ) -> None:
     """Generate a deterministic synthetic market and ingest it (offline; scale tests).
 
@@ -191,7 +216,7 @@ def synthetic(
     source = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, start=first.date(),
                              defects=_rates(defects))
     run_ingest(st, source, _request((), interval, None, None), fmt=fmt, fallback=False,
-               total=symbols * bars, command="ingest synthetic")
+               total=symbols * bars, command="ingest synthetic", validate=not no_validate)
 
 
 def _rates(text: str | None) -> dict[str, float] | None:
@@ -217,4 +242,4 @@ def sample(ctx: typer.Context, fmt: Fmt = "table") -> None:
     from alphatwin.sources.sample import sample_source
 
     run_ingest(state(ctx), sample_source(), _request((), "1d", None, None), fmt=fmt, fallback=False,
-               command="ingest sample")
+               command="ingest sample", validate=not no_validate)

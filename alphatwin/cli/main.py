@@ -13,7 +13,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from alphatwin.cli import demo, ingest, init, quality, sql, status
+from alphatwin.cli import demo, ingest, init, quality, sql, status, validate
 from alphatwin.cli.common import State
 from alphatwin.errors import AlphaTwinError
 
@@ -68,6 +68,7 @@ app.command("init")(init.init_command)
 app.add_typer(ingest.app, name="ingest")
 app.command("status")(status.status_command)
 app.command("sql")(sql.sql_command)
+app.command("validate")(validate.validate_command)
 app.add_typer(quality.app, name="quality")
 app.command("demo")(demo.demo_command)
 

@@ -263,8 +263,8 @@ def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | No
         if writer is not None and writer.files:
             _commit(con, writer, result, run.command_interval)
             catalog.refresh_raw_view(con, paths)
-            if gate is not None:
-                gate.persist(con, result.ingest_id)
+        if gate is not None:
+            gate.persist(con, result.ingest_id)
         con.execute(
             "UPDATE meta.ingest_runs SET status = ?, rows = ?, files = ?, error = ?, finished = now(), "
             "detail = ? WHERE ingest_id = ?",
@@ -325,7 +325,8 @@ def ingest(
             result.status = "rejected" if isinstance(exc, BatchRejectedError) else "failed"
             srun.status, srun.error = "failed", str(exc)[:500]
             try:
-                _finish(paths, result, None, run, str(exc)[:2000])
+                _finish(paths, result, None, run, str(exc)[:2000],
+                        gate if isinstance(exc, BatchRejectedError) else None)
             except AlphaTwinError:
                 pass
             raise

@@ -39,7 +39,7 @@ def _one_line_error(result, needle: str) -> None:
 @pytest.mark.parametrize("command", [
     [], ["init"], ["ingest"], ["ingest", "yahoo"], ["ingest", "stooq"], ["ingest", "auto"], ["ingest", "csv"],
     ["ingest", "synthetic"], ["ingest", "sample"], ["status"], ["sql"], ["demo"],
-    ["quality"], ["quality", "report"], ["quality", "quarantine"],
+    ["quality"], ["quality", "report"], ["quality", "quarantine"], ["validate"],
 ])
 def test_every_command_has_help_with_an_example(command):
     result = runner.invoke(app, [*command, "--help"])
@@ -48,7 +48,7 @@ def test_every_command_has_help_with_an_example(command):
 
 
 def test_help_is_fast_because_heavy_imports_are_lazy():
-    code = "import sys, alphatwin.cli.main; print(sorted(m for m in ('polars','duckdb','yfinance','pandas','numba') if m in sys.modules))"
+    code = "import sys, alphatwin.cli.main; print(sorted(m for m in ('polars','duckdb','yfinance','pandas','numba','great_expectations','altair') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
