@@ -4,6 +4,7 @@ UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: demo test test-all docs bench clean env cli-docs
 
