@@ -23,6 +23,7 @@ __all__ = [
     "SqlSandboxError",
     "BatchRejectedError",
     "QualityError",
+    "ModelError",
 ]
 
 
@@ -113,3 +114,21 @@ class QualityError(AlphaTwinError):
         self.suite = suite
         self.path = path
         super().__init__(message)
+
+
+class ModelError(AlphaTwinError):
+    """A SQL or Python model is invalid, cannot be placed in the DAG, or failed to build.
+
+    ``path`` (and ``line``, 1-based) locate the model's file; ``table`` names the table the
+    model builds or the unknown table it reads.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, table: str | None = None,
+                 line: int | None = None) -> None:
+        self.path = path
+        self.table = table
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")

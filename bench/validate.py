@@ -7,7 +7,9 @@ same frame with the same number of built-in expectations (not-null and between c
 bar columns; the Polars -> pandas conversion is timed too). Target: >= 2M rows/s.
 
 Generation, GX's import and context creation, and the Numba kernels' compilation are not timed
-(a small warm-up validation pays for them). Each figure is the best of ``--repeat`` runs.
+(a small warm-up validation pays for them). Each figure is the best of ``--repeat`` runs. Both
+runs skip GX's batch fingerprint (the runner turns it off process-wide; hashing 5M rows with a
+tz-aware ts takes GX ~13 s).
 
     .venv/bin/python bench/validate.py                  # 5M rows
     .venv/bin/python bench/validate.py --symbols 200    # 1M rows, quick look

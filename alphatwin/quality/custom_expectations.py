@@ -1,7 +1,7 @@
 """Custom Great Expectations for bars, each a map expectation with its own pandas metric provider.
 
 Importing this module registers the expectations with GX (by their snake-case names, e.g.
-``expect_column_values_to_be_finite``), so a suite JSON can name them; the runner
+``expect_bar_high_to_be_at_least_open_and_close``), so a suite JSON can name them; the runner
 (:mod:`alphatwin.quality.validate`) imports it lazily, together with GX. Only the pandas
 execution engine is implemented (the SQL datasource does not work with DuckDB 2.0).
 
@@ -128,7 +128,7 @@ class _OrderCache:
         self.enabled = False
         self.entries: list[tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]] = []
 
-    def order(self, sym: np.ndarray, itv: np.ndarray, n_itv: int, n_sym: int, ts: np.ndarray,
+    def order(self, sym: np.ndarray, n_sym: int, itv: np.ndarray, n_itv: int, ts: np.ndarray,
               hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         arrays = (sym, itv, ts, hist)
         for cached, result in self.entries if self.enabled else ():
@@ -163,7 +163,7 @@ def _sequence(frame: pd.DataFrame, n_keys: int) -> tuple[list[pd.Series], np.nda
     ts = _ts_us(cols[2])
     sym, n_sym = _codes(cols[0])
     itv, n_itv = _codes(cols[1])
-    order, starts = _ORDERS.order(sym, itv, n_itv, n_sym, ts, hist)
+    order, starts = _ORDERS.order(sym, n_sym, itv, n_itv, ts, hist)
     return cols, hist, ts, order, starts
 
 
@@ -375,7 +375,7 @@ class ReturnsWithinRobustBand(MulticolumnMapMetricProvider):
     condition_value_keys = ("k", "window", "min_periods", "min_mad")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list: pd.DataFrame, k: float = 8.0, window: int = 63, min_periods: int = 20,
+    def _pandas(cls, column_list: pd.DataFrame, k: float = 10.0, window: int = 63, min_periods: int = 20,
                 min_mad: float = 1e-4, **kwargs: object) -> pd.Series:
         if not (k > 0 and window >= 2 and 4 <= min_periods <= window and min_mad >= 0):
             raise ValueError(f"robust band needs k > 0, window >= 2, 4 <= min_periods <= window, min_mad >= 0; "
@@ -392,13 +392,13 @@ class ExpectReturnsToBeWithinRobustBand(MulticolumnMapExpectation):
     ``column_list`` is ``["symbol", "interval", "ts", "close", "split_ratio", "dividend"]`` plus
     optionally ``"is_history"``. The return is ``log((close + dividend) * split_ratio / ref)``
     from the last accepted close ``ref``; it fails when ``|r - median| > k * 1.4826 *
-    max(MAD, min_mad)`` over the previous ``window`` accepted returns (point-in-time: history
-    rows count, later rows never do; no verdict before ``min_periods`` returns). See
-    :func:`alphatwin.quality.nb.robust_outliers_nb`.
+    max(MAD, min_mad)`` over the previous ``window`` returns (point-in-time: history rows count,
+    later rows never do; no verdict before ``min_periods`` returns; a zero MAD falls back to the
+    mean absolute deviation). See :func:`alphatwin.quality.nb.robust_outliers_nb`.
     """
 
     map_metric: ClassVar[str] = "alphatwin.sequence.robust_return"
-    k: Union[float, SuiteParameterDict] = 8.0
+    k: Union[float, SuiteParameterDict] = 10.0
     window: Union[int, SuiteParameterDict] = 63
     min_periods: Union[int, SuiteParameterDict] = 20
     min_mad: Union[float, SuiteParameterDict] = 1e-4

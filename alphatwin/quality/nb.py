@@ -36,6 +36,8 @@ GAP_SAME_DAY = 2  # intraday bars: more than one interval apart within the same 
 
 _DAY_US = 86_400_000_000
 NAT = np.iinfo(np.int64).min  # NaT as int64
+MAD_SIGMA = 1.4826  # sigma / MAD for normal data
+MEAN_AD_SIGMA = 1.2533  # sigma / mean absolute deviation for normal data
 
 
 @njit(cache=True)
@@ -233,11 +235,24 @@ def _mad_below(srt: np.ndarray, count: int, med: float, c: float) -> bool:
 
 
 @njit(cache=True)
-def _is_outlier(r: float, srt: np.ndarray, count: int, min_periods: int, kk: float, min_mad: float) -> bool:
+def _mad_is_zero(srt: np.ndarray, count: int, med: float) -> bool:
+    """Whether more than half of the window equals its median (so the MAD is 0)."""
+    same = _bisect(srt, count, med, True) - _bisect(srt, count, med, False)
+    return same >= count // 2 + 1
+
+
+@njit(cache=True)
+def _is_outlier(r: float, srt: np.ndarray, count: int, min_periods: int, k: float, min_mad: float) -> bool:
+    """``|r - median| > k * scale``, the scale being ``max(1.4826 * MAD, min_mad)``.
+
+    When the MAD is 0 (more than half the window is one value, e.g. a price stuck on a tick),
+    the scale falls back to ``1.2533 * mean absolute deviation`` (both estimate a normal sigma).
+    """
     if count < min_periods or not math.isfinite(r):
         return False
     med = _median_sorted(srt, count)
     dev = abs(r - med)
+    kk = k * MAD_SIGMA
     if dev <= kk * min_mad:
         return False
     # A cheap lower bound of the MAD settles most rows: (x[mid - h], x[mid + h]) with h = count // 4
@@ -245,11 +260,31 @@ def _is_outlier(r: float, srt: np.ndarray, count: int, min_periods: int, kk: flo
     h = count // 4
     if dev <= kk * min(med - srt[count // 2 - h], srt[count // 2 + h] - med):
         return False
-    return _mad_below(srt, count, med, dev / kk)
+    if not _mad_below(srt, count, med, dev / kk):
+        return False
+    if not _mad_is_zero(srt, count, med):
+        return True
+    mean_ad = 0.0
+    for q in range(count):
+        mean_ad += abs(srt[q] - med)
+    return dev > k * max(MEAN_AD_SIGMA * mean_ad / count, MAD_SIGMA * min_mad)
 
 
 @njit(cache=True)
-def _outliers_of_group(order, a, b, ts, close, split, div, kk, window, min_periods, min_mad, flag):  # noqa: PLR0913
+def _push(srt: np.ndarray, buf: np.ndarray, count: int, head: int, r: float) -> tuple[int, int]:
+    """Add ``r`` to the window (dropping the oldest when full); the new count and ring head."""
+    window = buf.shape[0]
+    if count == window:
+        _replace_sorted(srt, count, buf[head], r)
+    else:
+        _insert_sorted(srt, count, r)
+        count += 1
+    buf[head] = r
+    return count, (head + 1 if head + 1 < window else 0)
+
+
+@njit(cache=True)
+def _outliers_of_group(order, a, b, ts, close, split, div, k, window, min_periods, min_mad, flag):  # noqa: PLR0913
     """:func:`robust_outliers_nb` for the rows ``order[a:b]`` of one group."""
     buf = np.empty(window)  # the window's returns in arrival order (a ring)
     srt = np.empty(window)  # the same returns, sorted
@@ -257,7 +292,7 @@ def _outliers_of_group(order, a, b, ts, close, split, div, kk, window, min_perio
     j = a
     while j < b:
         e = _run_end(order, ts, j, b)
-        take, take_r, first_bad = -1, math.nan, -1
+        take, take_r, bad, bad_r = -1, math.nan, -1, math.nan
         for q in range(j, e):
             i = order[q]
             if not _valid_price(close[i]):
@@ -266,28 +301,24 @@ def _outliers_of_group(order, a, b, ts, close, split, div, kk, window, min_perio
                 take = i if take < 0 else take
                 continue
             r = _total_return(close[i], split[i], div[i], ref)
-            out = _is_outlier(r, srt, count, min_periods, kk, min_mad)
+            out = _is_outlier(r, srt, count, min_periods, k, min_mad)
             if out and math.isfinite(pending):
                 r2 = _total_return(close[i], split[i], div[i], pending)
-                if not _is_outlier(r2, srt, count, min_periods, kk, min_mad):
+                if not _is_outlier(r2, srt, count, min_periods, k, min_mad):
                     out, r = False, r2
             if out:
                 flag[i] = True
-                first_bad = i if first_bad < 0 else first_bad
+                if bad < 0:
+                    bad, bad_r = i, r
             elif take < 0:
                 take, take_r = i, r
         if take >= 0:
             if math.isfinite(take_r):
-                if count == window:
-                    _replace_sorted(srt, count, buf[head], take_r)
-                else:
-                    _insert_sorted(srt, count, take_r)
-                    count += 1
-                buf[head] = take_r
-                head = head + 1 if head + 1 < window else 0
+                count, head = _push(srt, buf, count, head, take_r)
             ref, pending = close[take], math.nan
-        elif first_bad >= 0:
-            pending = close[first_bad]
+        elif bad >= 0:  # the window still learns the move (robust statistics shrug off one value)
+            count, head = _push(srt, buf, count, head, bad_r)
+            pending = close[bad]
         j = e
 
 
@@ -295,17 +326,18 @@ def _outliers_of_group(order, a, b, ts, close, split, div, kk, window, min_perio
 def robust_outliers_nb(order, starts, ts, close, split, div, k, window, min_periods, min_mad):  # noqa: PLR0913
     """Rows whose total log return is beyond ``k`` robust deviations of the group's trailing returns.
 
-    A return is an outlier when ``|r - median| > k * 1.4826 * max(MAD, min_mad)`` over the last
-    ``window`` accepted returns (no decision before ``min_periods`` of them). The return runs from
-    the last accepted close, so a bad print is flagged once and does not poison the next bar or
-    the window; when the bar after a flagged one agrees with it, the new level is accepted (a
-    level shift flags only its first bar). Rows without a positive finite close are skipped.
-    Groups run in parallel.
+    A return is an outlier when ``|r - median| > k * 1.4826 * max(MAD, min_mad)`` over the group's
+    last ``window`` returns (see :func:`_is_outlier` for a zero MAD; no decision before
+    ``min_periods`` returns). The return runs from the last accepted close, so a bad print is
+    flagged once and the next bar is measured against the price before it; when the bar after a
+    flagged one agrees with it, the new level is accepted (a level shift flags only its first
+    bar). Every bar's return enters the window, flagged or not, so the scale adapts to a new
+    regime instead of freezing. Rows without a positive finite close are skipped. Groups run in
+    parallel.
     """
     flag = np.zeros(close.shape[0], np.bool_)
-    kk = k * 1.4826
     for g in prange(starts.shape[0] - 1):
-        _outliers_of_group(order, starts[g], starts[g + 1], ts, close, split, div, kk, window, min_periods, min_mad, flag)
+        _outliers_of_group(order, starts[g], starts[g + 1], ts, close, split, div, k, window, min_periods, min_mad, flag)
     return flag
 
 

@@ -24,6 +24,7 @@ not change it but any change of content does. Loading and hashing never import G
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -70,16 +71,23 @@ class LoadedSuite:
             GX rejects the suite (an unknown expectation type, a bad keyword).
         """
         import great_expectations as gx
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
         import alphatwin.quality.custom_expectations  # noqa: F401 - registers the custom types
 
-        doc = {k: v for k, v in self.document.items() if k in ("name", "expectations", "meta", "notes")}
-        try:
-            return gx.ExpectationSuite(**doc)
-        except Exception as exc:  # GX raises a mix of pydantic and its own errors
-            raise QualityError(
-                f"suite {self.name!r} ({self.path}) is not a valid GX suite: {exc}", suite=self.name, path=str(self.path)
-            ) from None
+        # ExpectationSuite(expectations=[...]) logs and drops an invalid expectation; build each
+        # one here so that a bad entry is an error naming it.
+        expectations = []
+        for entry in copy.deepcopy(self.expectations):
+            try:
+                expectations.append(ExpectationConfiguration(**entry).to_domain_obj())
+            except Exception as exc:  # GX raises a mix of pydantic and its own errors
+                raise QualityError(
+                    f"suite {self.name!r} ({self.path}) is not a valid GX suite: {entry['meta']['name']} "
+                    f"({entry['type']}): {exc}", suite=self.name, path=str(self.path),
+                ) from None
+        meta = copy.deepcopy(self.document.get("meta"))
+        return gx.ExpectationSuite(name=self.name, expectations=expectations, meta=meta, notes=self.document.get("notes"))
 
 
 def expectations_dir(directory: str | Path | None = None) -> Path:

@@ -275,7 +275,7 @@ def _batch_problem(frame: pl.DataFrame) -> str | None:
         parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
             [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
         return "; ".join(parts)
-    bad = [f"{c} is {frame.schema[c]}" for c in ("symbol", "interval") if frame.schema[c] not in (pl.String, pl.Categorical)]
+    bad = [f"{c} is {frame.schema[c]}" for c in ("symbol", "interval") if not isinstance(frame.schema[c], (pl.String, pl.Categorical, pl.Enum))]
     if not isinstance(frame.schema["ts"], pl.Datetime):
         bad.append(f"ts is {frame.schema['ts']}, expected Datetime (UTC)")
     bad += [f"{c} is {frame.schema[c]}, expected a number" for c in BAR_COLUMNS[3:] if not frame.schema[c].is_numeric()]
@@ -444,8 +444,7 @@ def _outcome(res: Any, severity: str, n: int, meta: Mapping[str, Any]) -> tuple[
     """One expectation's outcome on the batch rows and its failing batch row numbers."""
     config = res.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-    info = res.exception_info or {}
-    exception = info.get("exception_message") if info.get("raised_exception") else None
+    exception = _exception_message(res.exception_info)
     result = res.result or {}
     indices = result.get("unexpected_index_list")
     if indices is None:  # table-level expectation: GX's verdict stands
@@ -460,6 +459,16 @@ def _outcome(res: Any, severity: str, n: int, meta: Mapping[str, Any]) -> tuple[
         100.0 * len(rows) / n if n else 0.0, values[:_SAMPLE], exception,
     )
     return outcome, rows
+
+
+def _exception_message(info: Mapping[str, Any] | None) -> str | None:
+    """GX's error for an expectation: ``exception_info`` is flat, or keyed by the failed metric's id."""
+    if not info:
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    nested = [v for v in info.values() if isinstance(v, Mapping) and v.get("raised_exception")]
+    return "; ".join(str(v.get("exception_message")) for v in nested) or None
 
 
 def _collect(spec: LoadedSuite, results: list[Any], batch: pl.DataFrame,
