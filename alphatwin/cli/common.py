@@ -98,7 +98,7 @@ def emit(frame: Any, fmt: str, out: Path | None = None) -> None:
         frame.write_parquet(out)
         return
     if fmt == "csv":
-        text = frame.write_csv()
+        text = _flat(frame).write_csv()
     elif fmt == "json":
         text = frame.write_json() + "\n"
     else:
@@ -107,6 +107,19 @@ def emit(frame: Any, fmt: str, out: Path | None = None) -> None:
         out.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def _flat(frame: Any) -> Any:
+    """CSV has no nested values: lists become ``a|b|c`` strings, structs JSON."""
+    import polars as pl
+
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, (pl.List, pl.Array)):
+            exprs.append(pl.col(name).list.eval(pl.element().cast(pl.String)).list.join("|").alias(name))
+        elif isinstance(dtype, pl.Struct):
+            exprs.append(pl.col(name).struct.json_encode().alias(name))
+    return frame.with_columns(exprs) if exprs else frame
 
 
 def _table(frame: Any) -> str:

@@ -198,7 +198,7 @@ def synthetic(
     symbols: Annotated[int, typer.Option("--symbols", "-n", help="Number of symbols (SYN00001...).")] = 10,
     bars: Annotated[int, typer.Option("--bars", "-m", help="Bars per symbol.")] = 2520,
     interval: Interval = "1d",
-    start: Annotated[str, typer.Option("--start", help="First bar.")] = "2010-01-04",
+    start: Annotated[str, typer.Option("--start", help="First bar (5,000 daily bars from 2000-01-03 end in 2019).")] = "2000-01-03",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same market).")] = 42,
     defects: Annotated[str | None, typer.Option("--defects", help="Inject defects at per-bar rates, e.g. gap=0.001,duplicate=0.001,broken_ohlc=0.001,spike=0.0005,zero_volume_halt=0.0005.", show_default=False)] = None,
     fmt: Fmt = "table",
