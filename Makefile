@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test test-all docs bench clean env cli-docs
+.PHONY: demo test test-all docs bench clean env cli-docs quality-docs
 
 env: .venv/.synced
 
@@ -32,9 +32,13 @@ docs: env              ## the documentation site, strict
 
 bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/ingest.py
+	.venv/bin/python bench/validate.py
 
 clean:
 	rm -rf .venv .tools site .pytest_cache
 
 cli-docs: env          ## regenerate docs/cli.md from the Typer app
 	.venv/bin/typer alphatwin.cli.main utils docs --name alphatwin --title "CLI reference" --output docs/cli.md
+
+quality-docs: env      ## regenerate the rules table in docs/quality.md from expectations/
+	.venv/bin/python docs/gen_quality.py

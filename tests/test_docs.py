@@ -26,3 +26,8 @@ def test_every_doc_page_is_in_the_nav():
     pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
     missing = [p for p in pages if p not in nav]
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
+
+
+def test_quality_rules_table_is_current():
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_quality.py"), "--check"], cwd=ROOT)
+    assert out.returncode == 0, "docs/quality.md is stale: regenerate with `make quality-docs`"

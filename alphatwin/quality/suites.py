@@ -185,3 +185,27 @@ def _check_document(doc: Any, name: str, path: Path) -> None:
                        f"(expected {SEVERITIES[severity]!r})")
         if not isinstance(meta.get("rule"), str):
             raise fail(f"{short}: `meta.rule` (the issue rule it implements) is missing")
+
+
+def rules_markdown(name: str = "raw_bars", *, directory: str | Path | None = None) -> str:
+    """The suite as a Markdown table (name, severity, GX expectation, rule), for the docs.
+
+    ``docs/quality.md`` embeds this table; a test regenerates it so the docs never drift from
+    ``expectations/``.
+    """
+    spec = load_suite(name, directory=directory)
+    lines = [
+        f"<!-- generated from expectations/{name}.json (sha256 {spec.sha256[:12]}); "
+        "regenerate with `make quality-docs` -->",
+        "",
+        "| # | name | severity | GX expectation | rule |",
+        "|---|---|---|---|---|",
+    ]
+    for i, exp in enumerate(spec.document["expectations"], 1):
+        meta = exp.get("meta", {})
+        rule = str(meta.get("rule", "")).replace("|", "\\|")
+        lines.append(f"| {i} | `{meta.get('name', '')}` | {meta.get('severity', '')} | `{exp['type']}` | {rule} |")
+    params = spec.document.get("meta", {}).get("parameters", {})
+    if params:
+        lines += ["", "Parameters: " + ", ".join(f"`{k}` = {v}" for k, v in params.items()) + "."]
+    return "\n".join(lines) + "\n"
