@@ -5,7 +5,6 @@ resilience layer (retries, fail-over, fallback to the lake) is the real one."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,9 +17,7 @@ from alphatwin.sources import stooq as stooq_module
 from alphatwin.sources import yahoo as yahoo_module
 
 FIXTURES = Path(__file__).parents[1] / "sources" / "fixtures"
-_spec = importlib.util.spec_from_file_location("alphatwin_test_fakes", FIXTURES / "fakes.py")
-fakes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fakes)  # type: ignore[union-attr]
+from tests.sources.fixtures import fakes  # noqa: E402
 
 runner = CliRunner()
 RANGE = ["--start", "2020-08-27", "--end", "2020-09-03"]

@@ -8,10 +8,7 @@ sources where only the wrapper's behaviour matters.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -43,17 +40,7 @@ from alphatwin.sources.stooq import StooqSource
 from alphatwin.sources.yahoo import YahooSource
 
 
-def _load_fakes():
-    name = "alphatwin_tests_sources_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / "fakes.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fakes = _load_fakes()
+from tests.sources.fixtures import fakes  # noqa: E402
 REQ = FetchRequest(("AAPL",), start=dt.datetime(2024, 1, 2), end=dt.datetime(2024, 1, 13))
 STOOQ_JAN = fakes.text("stooq_aapl_d_2024-01.csv")
 

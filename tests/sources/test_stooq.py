@@ -6,9 +6,6 @@ Only the HTTP session is faked; its answers are recorded-style Stooq bodies from
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -26,17 +23,7 @@ from alphatwin.sources.base import BAR_SCHEMA, FetchRequest
 from alphatwin.sources.stooq import STOOQ_URL, StooqSource, stooq_symbol
 
 
-def _load_fakes():
-    name = "alphatwin_tests_sources_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / "fakes.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fakes = _load_fakes()
+from tests.sources.fixtures import fakes  # noqa: E402
 UTC = dt.UTC
 JAN = FetchRequest(("AAPL",), start=dt.datetime(2024, 1, 2), end=dt.datetime(2024, 1, 13))
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import curl_cffi.requests.exceptions as curl_exc
 import pandas as pd
@@ -36,17 +33,7 @@ from alphatwin.sources.base import BAR_SCHEMA, FetchRequest
 from alphatwin.sources.yahoo import YahooSource, expects_bars, history_to_bars, map_yfinance_error, yahoo_history
 
 
-def _load_fakes():
-    name = "alphatwin_tests_sources_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / "fakes.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fakes = _load_fakes()
+from tests.sources.fixtures import fakes  # noqa: E402
 UTC = dt.UTC
 NOW = dt.datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
