@@ -28,7 +28,7 @@ import polars as pl
 from alphatwin.errors import AlphaTwinError, BatchRejectedError, EmptyDataError, InputError, SourceError
 from alphatwin.lake import catalog
 from alphatwin.lake.lock import write_lock
-from alphatwin.lake.stages import stage
+from alphatwin.lake.stages import StageRun, stage
 from alphatwin.lake.writer import LakeWriter
 from alphatwin.log import get_logger, new_id
 from alphatwin.paths import WarehousePaths
@@ -255,13 +255,13 @@ def _commit(con: Any, writer: LakeWriter, result: IngestResult, interval: str) -
     con.unregister("new_stats")
 
 
-def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, run: Any,
-            error: str | None, gate: BatchGate | None = None) -> None:
+def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, srun: StageRun,
+            interval: str, error: str | None, gate: BatchGate | None = None) -> None:
     detail = {"failed": result.failed, "stale": {k: str(v) for k, v in result.stale.items()}}
     with catalog.connect(paths) as con:
         con.execute("BEGIN TRANSACTION")
         if writer is not None and writer.files:
-            _commit(con, writer, result, run.command_interval)
+            _commit(con, writer, result, interval)
             catalog.refresh_raw_view(con, paths)
         if gate is not None:
             gate.persist(con, result.ingest_id)
@@ -270,14 +270,8 @@ def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | No
             "detail = ? WHERE ingest_id = ?",
             [result.status, result.rows, result.files, error, detail, result.ingest_id],
         )
-        run.stage_run.record(con)
+        srun.record(con)
         con.execute("COMMIT")
-
-
-@dataclass
-class _Run:
-    stage_run: Any
-    command_interval: str
 
 
 def ingest(
@@ -300,7 +294,6 @@ def ingest(
     result = IngestResult(ingest_id, source.name, "running", symbols=list(request.symbols))
     with write_lock(paths, timeout=lock_timeout), stage("ingest", command) as srun:
         _start_run(paths, ingest_id, source, request, command)
-        run = _Run(srun, request.interval)
         writer: LakeWriter | None = None
         try:
             writer = LakeWriter(paths, ingest_id)
@@ -317,7 +310,7 @@ def ingest(
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")
             srun.rows_in = srun.rows_out = writer.rows
             writer.publish()
-            _finish(paths, result, writer, run, None, gate)
+            _finish(paths, result, writer, srun, request.interval, None, gate)
         except BaseException as exc:
             if writer is not None:
                 writer.discard()
@@ -325,7 +318,7 @@ def ingest(
             result.status = "rejected" if isinstance(exc, BatchRejectedError) else "failed"
             srun.status, srun.error = "failed", str(exc)[:500]
             try:
-                _finish(paths, result, None, run, str(exc)[:2000],
+                _finish(paths, result, None, srun, request.interval, str(exc)[:2000],
                         gate if isinstance(exc, BatchRejectedError) else None)
             except AlphaTwinError:
                 pass
