@@ -35,6 +35,18 @@ class _ErrorsAsOneLine(TyperGroup):
         except KeyboardInterrupt:
             typer.secho("Error: interrupted", fg="red", err=True)
             raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException, typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug, not a bad input: say so in one line, keep the traceback in the log
+            obj = ctx.find_root().obj
+            if isinstance(obj, State) and obj.debug:
+                raise
+            import logging
+
+            logging.getLogger("alphatwin.cli").error("unexpected error", exc_info=True)
+            typer.secho(f"Error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                        "(this is a bug; rerun with --debug for the traceback)", fg="red", err=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
