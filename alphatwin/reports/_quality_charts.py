@@ -68,7 +68,8 @@ def pass_rate_chart(pass_rate: pl.DataFrame) -> dict[str, Any] | None:
         .transform_fold(["expectations passed", "rows accepted"], as_=["measure", "share"])
         .mark_line(point=alt.OverlayMarkDef(size=60))
         .encode(
-            x=alt.X("started:T", title="Validation run started (UTC)"),
+            x=alt.X("started:T", title="Validation run started (UTC)",
+                    axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=-30)),
             y=alt.Y("share:Q", title="Share", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("measure:N", title=None, legend=alt.Legend(orient="bottom")),
             tooltip=[
@@ -84,9 +85,10 @@ def pass_rate_chart(pass_rate: pl.DataFrame) -> dict[str, Any] | None:
 
 
 def expectations_chart(expectations: pl.DataFrame) -> dict[str, Any] | None:
-    """Unexpected values per expectation (current runs), colored by severity."""
+    """Unexpected values per expectation (current runs; expectations with none left out), colored by severity."""
     import altair as alt
 
+    expectations = expectations.filter(expectations["unexpected_count"] > 0)
     if expectations.is_empty():
         return None
     chart = (
