@@ -304,7 +304,7 @@ def ingest(
             if writer.rows == 0 and set(result.stale) != set(result.failed):
                 missing = [s for s in result.failed if s not in result.stale]
                 raise SourceError("; ".join(f"{s}: {result.failed[s]}" for s in missing), source=source.name)
-            writer.flush()
+            writer.sync()
             result.rows, result.files = writer.rows, len(writer.files)
             result.symbols = sorted({k[0] for k in writer.stats}) if not request.symbols else result.symbols
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")

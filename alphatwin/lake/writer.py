@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,13 +68,26 @@ def _ordered_boundaries(batches: list[pl.DataFrame]) -> bool:
     return True
 
 
-def _encode(part: pl.DataFrame) -> memoryview:
+def _stage_file(part: pl.DataFrame, staged: Path, rel: str, interval: str, year: int) -> LakeFile:
+    """Encode ``part`` (zstd Parquet), write it to ``staged`` with fsync, and describe it.
+
+    Runs in an encoder thread: Polars encodes and the OS writes without the GIL."""
     buf = io.BytesIO()
     part.write_parquet(
         buf, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
         statistics=True, row_group_size=ROW_GROUP_SIZE,
     )
-    return buf.getbuffer()
+    data = buf.getbuffer()
+    try:
+        with staged.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise _os_error("write", staged, exc) from None
+    ts = part.get_column("ts")
+    return LakeFile(rel, interval, year, part.height, len(data), hashlib.sha256(data).hexdigest(),
+                    ts.min(), ts.max())  # type: ignore[arg-type]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -106,20 +119,24 @@ class LakeWriter:
         self.flush_rows = flush_rows
         self._buffer: list[pl.DataFrame] = []
         self._buffered = 0
+        self._staged_rows = 0
         self.ingest_id = ingest_id
         self.stage_dir = paths.tmp / ingest_id
         self.files: list[LakeFile] = []
         self.stats: dict[tuple[str, str], DatasetStats] = {}  # (symbol, source) -> stats
         self._staged: list[tuple[Path, Path]] = []
+        self._pool = ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="alphatwin-encode")
+        self._pending: list[Future[LakeFile]] = []
         try:
             self.stage_dir.mkdir(parents=True, exist_ok=False)
         except OSError as exc:
+            self._pool.shutdown()
             raise _os_error("create staging folder", self.stage_dir, exc) from None
 
     @property
     def rows(self) -> int:
-        """Rows accepted so far (staged or buffered)."""
-        return sum(f.rows for f in self.files) + self._buffered
+        """Rows accepted so far (staged, being staged, or buffered)."""
+        return self._staged_rows + self._buffered
 
     def write(self, bars: pl.DataFrame) -> int:
         """Accept ``bars`` (in the lake's columns, sorted by ``symbol, ts`` as
@@ -134,7 +151,9 @@ class LakeWriter:
         return bars.height
 
     def flush(self) -> None:
-        """Stage whatever is buffered: one file per year, rows sorted by ``symbol, ts``."""
+        """Hand what is buffered to the encoder threads: one file per year, rows sorted by
+        ``symbol, ts``. At most one flush is in flight (memory stays bounded): this waits for
+        the previous one while the caller has already prepared the next."""
         if not self._buffer:
             return
         ordered = _ordered_boundaries(self._buffer)
@@ -142,52 +161,48 @@ class LakeWriter:
         self._buffer, self._buffered = [], 0
         if not ordered:
             bars = bars.sort("symbol", "ts", maintain_order=True)
-        interval = bars["interval"][0]
+        interval = str(bars["interval"][0])
         if bars["interval"].n_unique() != 1:
             raise LakeError("one ingest writes one interval; got several in a batch")
-        bars = bars.with_columns(pl.col("ts").dt.year().alias("_year"))
-        per_symbol = bars.group_by("symbol", "source").agg(
-            pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"), pl.len().alias("n"),
-            pl.col("_year").unique().alias("years"),
-        )
-        years = bars.partition_by("_year", maintain_order=True, include_key=False, as_dict=True)
-        parts = [(int(year), part) for (year,), part in years.items()]
-        with ThreadPoolExecutor(max_workers=ENCODE_THREADS) as pool:  # Polars encodes without the GIL
-            encoded = list(pool.map(_encode, (part for _, part in parts)))
-        by_year = {year: self._stage(str(interval), year, part, data)
-                   for (year, part), data in zip(parts, encoded, strict=True)}
-        for symbol, source, lo, hi, n, yrs in per_symbol.iter_rows():
+        self._collect()
+        years = bars.with_columns(pl.col("ts").dt.year().alias("_year")).partition_by(
+            "_year", maintain_order=True, include_key=False, as_dict=True)
+        for (year,), part in years.items():
+            name = f"{self.ingest_id}-{len(self._staged):05d}.parquet"
+            final = self.paths.bars / f"interval={interval}" / f"year={year}" / name
+            staged = self.stage_dir / name
+            self._staged.append((staged, final))
+            self._pending.append(self._pool.submit(_stage_file, part, staged, self.paths.relative(final),
+                                                   interval, int(year)))
+            self._count(part, self.paths.relative(final))
+        self._staged_rows += bars.height
+
+    def _count(self, part: pl.DataFrame, rel: str) -> None:
+        """Per-symbol statistics of one (sorted) part: first/last ts, rows, and its file."""
+        per_symbol = part.group_by("symbol", "source", maintain_order=True).agg(
+            pl.col("ts").first().alias("lo"), pl.col("ts").last().alias("hi"), pl.len().alias("n"))
+        for symbol, source, lo, hi, n in per_symbol.iter_rows():
             st = self.stats.get((symbol, source))
             if st is None:
                 st = self.stats[(symbol, source)] = DatasetStats(lo, hi)
             st.first_ts, st.last_ts = min(st.first_ts, lo), max(st.last_ts, hi)
             st.rows += n
-            st.files.update(by_year[y] for y in yrs)
+            st.files.add(rel)
 
-    def _stage(self, interval: str, year: int, part: pl.DataFrame, data: memoryview) -> str:
-        """Write one encoded file to the staging folder (fsynced); return its lake path."""
-        name = f"{self.ingest_id}-{len(self._staged):05d}.parquet"
-        final = self.paths.bars / f"interval={interval}" / f"year={year}" / name
-        staged = self.stage_dir / name
-        try:
-            with staged.open("wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            raise _os_error("write", staged, exc) from None
-        rel = self.paths.relative(final)
-        ts = part.get_column("ts")
-        self.files.append(
-            LakeFile(rel, interval, year, part.height, len(data), hashlib.sha256(data).hexdigest(),
-                     ts.min(), ts.max())  # type: ignore[arg-type]
-        )
-        self._staged.append((staged, final))
-        return rel
+    def sync(self) -> None:
+        """Flush and wait until every file is staged (``files`` is then complete)."""
+        self.flush()
+        self._collect()
+
+    def _collect(self) -> None:
+        """Wait for the files in flight; keep their records in staging order."""
+        pending, self._pending = self._pending, []
+        self.files.extend(f.result() for f in pending)
 
     def publish(self) -> list[LakeFile]:
         """Move every staged file into its lake partition (atomic renames, then fsync)."""
-        self.flush()
+        self.sync()
+        self._pool.shutdown()
         dirs: set[Path] = set()
         for staged, final in self._staged:
             try:
@@ -205,6 +220,7 @@ class LakeWriter:
 
     def discard(self) -> None:
         """Remove the staging folder and whatever is still staged in it."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.stage_dir, ignore_errors=True)
 
     def unpublish(self) -> None:
