@@ -13,7 +13,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from alphatwin.cli import demo, ingest, init, quality, sql, status, validate
+from alphatwin.cli import demo, ingest, init, models, quality, sql, status, validate
 from alphatwin.cli.common import State
 from alphatwin.errors import AlphaTwinError
 
@@ -81,6 +81,8 @@ app.add_typer(ingest.app, name="ingest")
 app.command("status")(status.status_command)
 app.command("sql")(sql.sql_command)
 app.command("validate")(validate.validate_command)
+app.command("build")(models.build_command)
+app.command("models")(models.models_command)
 app.add_typer(quality.app, name="quality")
 app.command("demo")(demo.demo_command)
 

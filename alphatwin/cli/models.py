@@ -122,8 +122,18 @@ def _list_models(registry: Any, fmt: str) -> None:
         "kind": [m.kind for m in models],
         "upstream": ups if fmt == "json" else [", ".join(u) for u in ups],
         "downstream": downs if fmt == "json" else [", ".join(d) for d in downs],
-        "path": [str(m.path) if m.path is not None else "" for m in models],
+        "path": [_shown(m.path) for m in models],
         "description": [m.description if fmt == "json" else m.description.split("\n", 1)[0] for m in models],
     }
     schema = {k: (pl.List(pl.String) if fmt == "json" and k in ("upstream", "downstream") else pl.String) for k in data}
     emit(pl.DataFrame(data, schema=schema), fmt)
+
+
+def _shown(path: Path | None) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    if path is None:
+        return ""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

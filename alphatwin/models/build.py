@@ -5,11 +5,13 @@ checks that every table they read is a model or already in the warehouse and tha
 no cycle, then builds the selected models in topological order (ties broken by name):
 
 - a SQL model runs ``CREATE OR REPLACE TABLE <schema>.<table> AS <its query>``;
-- a Python model gets one Polars ``LazyFrame`` per input table (read from DuckDB), and its result
-  is written back with ``CREATE OR REPLACE TABLE <schema>.<table> AS SELECT * FROM <arrow frame>``.
+- a Python model gets one Polars ``LazyFrame`` per input table (each input is read from DuckDB
+  into memory first), and its result is collected and written back with
+  ``CREATE OR REPLACE TABLE <schema>.<table> AS SELECT * FROM <arrow frame>``.
 
 Each model is materialised in its own DuckDB transaction, together with its rows in
-``meta.stage_runs`` (stage ``build:<schema>.<table>``) and ``meta.model_runs``: a reader sees the
+``meta.stage_runs`` (stage ``build:<schema>.<table>``; ``rows_in`` is counted for Python models
+only) and ``meta.model_runs``: a reader sees the
 old table or the new one, never half of one, and a model that fails leaves its previous table
 intact. The build stops at the first failure (the models built before it stay built), records
 the failed run and raises :class:`~alphatwin.errors.ModelError` naming the model and its file.
@@ -98,12 +100,13 @@ def plan(registry: Registry, select: str | Iterable[str] | None = None) -> list[
     """
     dag = registry.dag()
     order = dag.sorted()
-    if select is None or (not isinstance(select, str) and not list(select)):
+    specs = [select] if isinstance(select, str) else list(select or [])
+    if not specs:
         return [name for name in order if name in registry]
-    chosen = dag.select(select)
+    chosen = dag.select(specs)
     picked = [name for name in order if name in chosen and name in registry]
     if not picked:
-        raise ModelError(f"`--select` {select!r} selects only sources, no model")
+        raise ModelError(f"`--select` {' '.join(specs)!r} selects only sources, no model")
     return picked
 
 

@@ -123,7 +123,7 @@ def _check_with_duckdb(text: str, path: str, table: str | None) -> None:
                          path=path, table=table)
     kind = statements[0].type.name
     if kind != "SELECT":
-        raise ModelError(f"a model file holds one SELECT or WITH query, got a {kind} statement",
+        raise ModelError(f"a model file holds one SELECT or WITH query, not a {kind} statement",
                          path=path, table=table)
 
 
@@ -139,10 +139,12 @@ def _sqlglot_tree(text: str, path: str, table: str | None) -> Any:
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         description = _SQLGLOT_TOKEN.sub(r"'\1'", str(first.get("description", exc)))
-        raise ModelError(f"SQL syntax error (sqlglot, column {first.get('col', '?')}): {description}",
+        raise ModelError(f"sqlglot cannot read this query (column {first.get('col', '?')}: {description}), "
+                         "so the tables it reads are unknown; DuckDB parses it: rewrite the construct",
                          path=path, table=table, line=first.get("line")) from None
     except TokenError as exc:
-        raise ModelError(f"SQL syntax error (sqlglot): {exc}", path=path, table=table) from None
+        raise ModelError(f"sqlglot cannot read this query ({exc}), so the tables it reads are unknown",
+                         path=path, table=table) from None
     if len(trees) != 1 or not isinstance(trees[0], exp.Query):
         kind = type(trees[0]).__name__.upper() if trees else "nothing"
         raise ModelError(f"a model file holds one SELECT or WITH query; sqlglot read {kind}",

@@ -43,7 +43,8 @@ from typing import Any
 from alphatwin.errors import ModelError
 from alphatwin.models.parse import parse_sql_file
 
-__all__ = ["GivenTable", "ModelCase", "find_cases", "load_case", "run_case", "TOLERANCE"]
+__all__ = ["GivenTable", "ModelCase", "find_cases", "load_case", "run_case", "compare", "same_row", "same_value",
+           "TOLERANCE"]
 
 TOLERANCE = 1e-9
 _SUFFIXES = (".toml", ".json")
@@ -154,11 +155,12 @@ def _infer(path: Path, table: str, column: str, values: list[Any]) -> str:
     kinds = {_duck_type(v) for v in values if v is not None}
     if kinds == {"BIGINT", "DOUBLE"}:
         return "DOUBLE"
-    if len(kinds) != 1 or None in kinds:
-        found = ", ".join(sorted(type(v).__name__ for v in values if v is not None)) or "only NULLs"
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is None:
+        found = ", ".join(sorted({type(v).__name__ for v in values if v is not None})) or "only NULLs"
         raise ModelError(f"`given.{table}`: cannot infer the type of column {column!r} ({found}); "
                          f"declare it: columns = {{ {column} = \"DOUBLE\" }}", path=str(path), table=table)
-    return kinds.pop()  # type: ignore[return-value]
+    return kind
 
 
 def _duck_type(value: Any) -> str | None:

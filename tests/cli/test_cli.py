@@ -39,7 +39,7 @@ def _one_line_error(result, needle: str) -> None:
 @pytest.mark.parametrize("command", [
     [], ["init"], ["ingest"], ["ingest", "yahoo"], ["ingest", "stooq"], ["ingest", "auto"], ["ingest", "csv"],
     ["ingest", "synthetic"], ["ingest", "sample"], ["status"], ["sql"], ["demo"],
-    ["quality"], ["quality", "report"], ["quality", "quarantine"], ["validate"],
+    ["quality"], ["quality", "report"], ["quality", "quarantine"], ["validate"], ["build"], ["models"],
 ])
 def test_every_command_has_help_with_an_example(command):
     result = runner.invoke(app, [*command, "--help"])
