@@ -26,10 +26,12 @@ An empty answer is a failure (yfinance swallows errors in places and returns an 
 except for a window in which no bar can start at all (a weekend for a daily equity request; see
 :func:`expects_bars`), so an incremental Sunday run does not hammer the provider.
 
-Yahoo's history limits are enforced before any request, as :class:`~alphatwin.errors.InputError`:
-``1m`` bars only for the last 30 days and at most 8 days per request (longer ranges are split
-into 8-day windows, one request each); ``2m``-``90m`` for the last 60 days; ``60m``/``1h`` for the
-last 730 days; daily and longer intervals without limit.
+Yahoo's history limits are enforced before any request: ``1m`` bars only for the last 30 days and
+at most 8 days per request (longer ranges are split into 8-day windows, one request each);
+``2m``-``90m`` for the last 60 days; ``60m``/``1h`` for the last 730 days; daily and longer
+intervals without limit. A ``--start`` older than the limit is moved up to it with a warning (so
+``--interval 1h --start 2024-01-01`` fetches what Yahoo has); a range that ends before the limit is
+an :class:`~alphatwin.errors.InputError`.
 
 Prices: ``auto_adjust=False`` and "Adj Close" is ignored, so OHLC are Yahoo's raw "Close" series.
 Be aware that Yahoo's raw series is itself *split*-adjusted (never dividend-adjusted), and so are
@@ -63,7 +65,11 @@ from alphatwin.errors import (
     SymbolNotFoundError,
     TransientSourceError,
 )
+from alphatwin.log import get_logger
 from alphatwin.sources.base import DAILY_INTERVALS, FetchRequest, conform
+
+
+log = get_logger("sources.yahoo")
 
 __all__ = [
     "YahooSource",
@@ -362,11 +368,17 @@ class YahooSource:
         end = request.end if request.end is not None else now
         if start < earliest:
             days = INTRADAY_LOOKBACK[interval].days
-            raise InputError(
-                f"Yahoo serves {interval} bars for the last {days} days only: `--start` "
-                f"{start:%Y-%m-%d %H:%M} is before {earliest:%Y-%m-%d %H:%M} UTC; "
-                f"use a later `--start` or a coarser `--interval`"
+            if end <= earliest + _EDGE:
+                raise InputError(
+                    f"Yahoo serves {interval} bars for the last {days} days only: the requested range ends "
+                    f"{end:%Y-%m-%d %H:%M}, before {earliest:%Y-%m-%d %H:%M} UTC; "
+                    f"use a later range or a coarser `--interval`"
+                )
+            log.warning(
+                "Yahoo serves %s bars for the last %d days only: fetching from %s UTC instead of `--start` %s",
+                interval, days, f"{earliest + _EDGE:%Y-%m-%d %H:%M}", f"{start:%Y-%m-%d %H:%M}",
             )
+            start = earliest + _EDGE
         if start >= end:
             raise InputError(f"`--start` ({start:%Y-%m-%d %H:%M}) must be before `--end` ({end:%Y-%m-%d %H:%M})")
         span = MAX_REQUEST_SPAN.get(interval)

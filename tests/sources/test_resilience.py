@@ -370,7 +370,7 @@ def test_every_source_refusing_the_request_is_an_input_error():
     yahoo = YahooSource(history=lambda *a, **k: None, now=lambda: dt.datetime(2024, 6, 10, tzinfo=dt.UTC))
     chain = SourceChain([resilient(yahoo, clock), resilient(StooqSource(session=fakes.FakeHTTP((200, ""))), clock)])
     with pytest.raises(InputError, match="no source can serve AAPL") as info:
-        list(chain.fetch(FetchRequest(("AAPL",), interval="1m", start=dt.datetime(2024, 1, 2))))
+        list(chain.fetch(FetchRequest(("AAPL",), interval="1m", start=dt.datetime(2024, 1, 2), end=dt.datetime(2024, 1, 9))))
     assert "last 30 days" in str(info.value) and "stooq serves only" in str(info.value)
     assert [o.status for o in chain.outcomes["AAPL"]] == ["unsupported", "unsupported"]
 

@@ -244,11 +244,23 @@ def test_one_minute_range_is_split_into_8_day_requests():
     [("1m", 31, 30), ("2m", 61, 60), ("5m", 61, 60), ("15m", 61, 60), ("30m", 61, 60), ("90m", 61, 60),
      ("60m", 731, 730), ("1h", 731, 730)],
 )
-def test_intraday_start_beyond_yahoo_lookback_is_an_input_error_before_any_request(interval, days_back, limit):
+def test_intraday_start_beyond_yahoo_lookback_is_moved_up_with_a_warning(interval, days_back, limit, caplog):
     src, fake = source({"AAPL": AAPL_AUG_2020})
     start = NOW.replace(tzinfo=None) - dt.timedelta(days=days_back)
+    with caplog.at_level("WARNING", logger="alphatwin.sources.yahoo"):
+        windows = src.windows(FetchRequest(("AAPL",), interval=interval, start=start))
+    earliest = NOW.replace(tzinfo=None) - dt.timedelta(days=limit)
+    assert windows[0][0] == earliest + dt.timedelta(minutes=5)
+    assert f"last {limit} days only: fetching from" in caplog.text
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(("interval", "limit"), [("1m", 30), ("5m", 60), ("1h", 730)])
+def test_a_range_wholly_beyond_yahoo_lookback_is_an_input_error_before_any_request(interval, limit):
+    src, fake = source({"AAPL": AAPL_AUG_2020})
+    end = NOW.replace(tzinfo=None) - dt.timedelta(days=limit + 1)
     with pytest.raises(InputError, match=f"last {limit} days"):
-        list(src.fetch(FetchRequest(("AAPL",), interval=interval, start=start)))
+        list(src.fetch(FetchRequest(("AAPL",), interval=interval, start=end - dt.timedelta(days=3), end=end)))
     assert fake.calls == []
 
 
