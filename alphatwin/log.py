@@ -69,6 +69,7 @@ def configure(log_dir: Path | None, *, verbosity: int = 0) -> None:
     err = logging.StreamHandler(sys.stderr)
     err.setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
     err.setFormatter(HumanFormatter())
+    err.addFilter(lambda record: not getattr(record, "file_only", False))
     root.addHandler(err)
     if log_dir is None:
         return

@@ -37,13 +37,21 @@ class _ErrorsAsOneLine(TyperGroup):
             raise typer.Exit(130) from None
         except (click.exceptions.Exit, click.ClickException, typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # `alphatwin sql ... | head`: the reader left; not an error
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except Exception as exc:  # a bug, not a bad input: say so in one line, keep the traceback in the log
             obj = ctx.find_root().obj
             if isinstance(obj, State) and obj.debug:
                 raise
             import logging
 
-            logging.getLogger("alphatwin.cli").error("unexpected error", exc_info=True)
+            if logging.getLogger("alphatwin").handlers:  # the JSON log keeps the traceback
+                logging.getLogger("alphatwin.cli").error("unexpected error", exc_info=True,
+                                                        extra={"file_only": True})
             typer.secho(f"Error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                         "(this is a bug; rerun with --debug for the traceback)", fg="red", err=True)
             raise typer.Exit(1) from None
@@ -63,6 +71,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"alphatwin {version('alphatwin')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -71,6 +87,8 @@ def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     """AlphaTwin command line."""
     ctx.obj = State(warehouse=warehouse, config=config, debug=debug, verbosity=-1 if quiet else verbose)

@@ -31,10 +31,11 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
         )
         rates = q(
             "SELECT count(*) AS runs, count(*) FILTER (WHERE status IN ('committed','partial','fallback')) AS ok, "
-            "count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'aborted') AS aborted "
-            "FROM meta.ingest_runs"
+            "count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'aborted') AS aborted, "
+            "count(*) FILTER (WHERE status = 'rejected') AS rejected FROM meta.ingest_runs"
         ).row(0, named=True)
         lake = q("SELECT count(*) AS files, coalesce(sum(bytes), 0)::BIGINT AS bytes, coalesce(sum(rows), 0)::BIGINT AS rows FROM meta.lake_files").row(0, named=True)
+        quality = _quality(con)
         stages = q("SELECT stage, count(*) AS runs, round(avg(wall_s), 3) AS avg_wall_s, max(peak_rss_mb) AS peak_rss_mb, "
                    "max(finished) AS last_run FROM meta.stage_runs GROUP BY stage ORDER BY stage")
     disk = shutil.disk_usage(paths.root)
@@ -45,17 +46,34 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
         "disk_free_bytes": disk.free,
         "disk_low": disk.free < LOW_DISK_BYTES,
         "ingests": rates,
+        "quality": quality,
         "datasets": datasets.to_dicts(),
         "recent_ingests": runs.to_dicts(),
         "stages": stages.to_dicts(),
     }, datasets, runs
 
 
+def _quality(con: Any) -> dict[str, Any] | None:
+    """Validation pass rate and row verdicts over each ingest's current validation (None before any)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'meta' AND table_name = 'validation_runs'").fetchall()[0][0]
+    if not exists:
+        return None
+    row = con.sql(
+        "SELECT count(*) AS batches, count(*) FILTER (WHERE success) AS passed, "
+        "coalesce(sum(rows_received), 0)::BIGINT AS received, coalesce(sum(rows_quarantined), 0)::BIGINT AS quarantined, "
+        "coalesce(sum(rows_flagged), 0)::BIGINT AS flagged, max(finished) AS last_validation "
+        "FROM meta.validation_runs WHERE current").pl().row(0, named=True)
+    return row
+
+
 def status_command(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
-    """Show datasets and their freshness, recent ingests, success rates, lake size and free disk.
+    """Show datasets and their freshness, recent ingests, success rates, validation pass rate,
+    lake size and free disk.
 
     Example: alphatwin --warehouse W status --format json
     """
@@ -68,7 +86,13 @@ def status_command(
     typer.echo(f"warehouse {info['warehouse']}")
     typer.echo(f"  lake: {lake['files']} file(s), {lake['rows']:,} rows, {lake['bytes'] / 2**20:,.1f} MiB; "
                f"catalog {info['catalog_bytes'] / 2**20:,.1f} MiB")
-    typer.echo(f"  ingests: {ing['runs']} run(s): {ing['ok']} ok, {ing['failed']} failed, {ing['aborted']} aborted")
+    typer.echo(f"  ingests: {ing['runs']} run(s): {ing['ok']} ok, {ing['failed']} failed, {ing['rejected']} rejected, "
+               f"{ing['aborted']} aborted")
+    qual = info["quality"]
+    if qual and qual["batches"]:
+        typer.echo(f"  quality: {qual['passed']} of {qual['batches']} batch(es) passed; "
+                   f"{qual['quarantined']:,} of {qual['received']:,} rows quarantined, {qual['flagged']:,} flagged "
+                   "(alphatwin quality report)")
     typer.echo(f"  disk free: {info['disk_free_bytes'] / 2**30:,.1f} GiB")
     if info["disk_low"]:
         typer.secho("  warning: less than 1 GiB free on the warehouse's disk", fg="yellow", err=True)
