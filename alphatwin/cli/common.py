@@ -92,6 +92,13 @@ def emit(frame: Any, fmt: str, out: Path | None = None) -> None:
     """Write a Polars frame to stdout (or ``out``) as a table, CSV, JSON (records) or Parquet."""
     if fmt not in FORMATS:
         raise InputError(f"`--format` must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    try:
+        _emit(frame, fmt, out)
+    except OSError as exc:
+        raise InputError(f"cannot write `--out` {out}: {exc.strerror or exc}") from None
+
+
+def _emit(frame: Any, fmt: str, out: Path | None) -> None:
     if fmt == "parquet":
         if out is None:
             raise InputError("`--format parquet` needs `--out FILE`")

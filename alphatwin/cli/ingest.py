@@ -233,7 +233,7 @@ def _rates(text: str | None) -> dict[str, float] | None:
 
 
 @app.command("sample")
-def sample(ctx: typer.Context, fmt: Fmt = "table") -> None:
+def sample(ctx: typer.Context, fmt: Fmt = "table", no_validate: NoValidate = False) -> None:
     """Ingest the embedded real sample: S&P 500 (^GSPC) and NASDAQ Composite (^IXIC) daily bars,
     1999-2018, in Yahoo's CSV format (shipped by the `arch` package, NCSA licence).
 

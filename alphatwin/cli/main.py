@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import click
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from alphatwin.cli import demo, ingest, init, models, quality, sql, status, validate
 from alphatwin.cli.common import State
@@ -35,15 +36,17 @@ class _ErrorsAsOneLine(TyperGroup):
         except KeyboardInterrupt:
             typer.secho("Error: interrupted", fg="red", err=True)
             raise typer.Exit(130) from None
-        except (click.exceptions.Exit, click.ClickException, typer.Exit, typer.Abort):
-            raise
+        except (click.exceptions.Exit, click.ClickException, typer.Exit, typer.Abort, TyperException):
+            raise  # usage errors (bad or missing flags) keep Typer's own message and exit code 2
         except BrokenPipeError:  # `alphatwin sql ... | head`: the reader left; not an error
             import os
             import sys
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
-        except Exception as exc:  # a bug, not a bad input: say so in one line, keep the traceback in the log
+        except BaseException as exc:  # a bug, not a bad input: say so in one line, keep the traceback in the log
+            if isinstance(exc, (SystemExit, GeneratorExit)):
+                raise
             obj = ctx.find_root().obj
             if isinstance(obj, State) and obj.debug:
                 raise

@@ -13,6 +13,7 @@ reads the lake with the built-in Parquet reader by absolute path.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,12 +147,13 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 @contextlib.contextmanager
-def connect(paths: WarehousePaths, *, read_only: bool = False) -> Iterator[Any]:
+def connect(paths: WarehousePaths, *, read_only: bool = False, wait: float = 0.0) -> Iterator[Any]:
     """Open the warehouse catalog (creating it, in storage version v1.5.0, on first write).
 
     Yields a DuckDB connection whose default database is the warehouse. Raises
     :class:`CatalogError` when a read-only open finds no warehouse, and
-    :class:`WarehouseBusyError` when another process holds the file's lock.
+    :class:`WarehouseBusyError` when another process holds the file open (DuckDB allows one
+    read-write process or many read-only ones) for longer than ``wait`` seconds.
     """
     import duckdb
 
@@ -162,15 +164,22 @@ def connect(paths: WarehousePaths, *, read_only: bool = False) -> Iterator[Any]:
     paths.root.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(":memory:")
     options = "READ_ONLY" if read_only else f"STORAGE_VERSION '{STORAGE_VERSION}'"
-    try:
-        con.execute(f"ATTACH {_sql_str(paths.db.as_posix())} AS {ALIAS} ({options})")
-    except duckdb.Error as exc:
-        con.close()
-        if _is_lock_error(exc):
-            raise WarehouseBusyError(
-                f"warehouse busy: another AlphaTwin process is writing {paths.db}; retry when it finishes"
-            ) from None
-        raise CatalogError(f"cannot open warehouse catalog {paths.db}: {exc}") from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con.execute(f"ATTACH {_sql_str(paths.db.as_posix())} AS {ALIAS} ({options})")
+            break
+        except duckdb.Error as exc:
+            if _is_lock_error(exc) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            con.close()
+            if _is_lock_error(exc):
+                raise WarehouseBusyError(
+                    f"warehouse busy: the catalog {paths.db} is open in another process "
+                    f"({'a writer' if read_only else 'a reader or a writer'}); retry when it finishes"
+                ) from None
+            raise CatalogError(f"cannot open warehouse catalog {paths.db}: {exc}") from None
     con.execute(f"USE {ALIAS}")
     con.execute("SET TimeZone = 'UTC'")
     try:

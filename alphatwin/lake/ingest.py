@@ -143,7 +143,7 @@ def recover(con: Any, paths: WarehousePaths) -> int:
 
 
 def _start_run(paths: WarehousePaths, run_id: str, source: Source, request: FetchRequest, command: str) -> None:
-    with catalog.connect(paths) as con:
+    with catalog.connect(paths, wait=COMMIT_WAIT) as con:
         recover(con, paths)
         con.execute(
             "INSERT INTO meta.ingest_runs (ingest_id, source, symbols, interval, requested_start, "
@@ -168,8 +168,12 @@ def _lake_frame(frame: pl.DataFrame, request: FetchRequest, ingest_id: str, sour
         raise InputError(
             f"source returned interval {bad['interval'][0]!r} bars for a {request.interval!r} request"
         )
-    if frame["ts"].null_count() or frame["symbol"].null_count():
-        raise InputError("source returned bars without a symbol or timestamp")
+    missing = [c for c in ("symbol", "interval", "ts") if frame[c].null_count()]
+    if missing:
+        raise InputError(
+            f"source returned {max(frame[c].null_count() for c in missing)} bar(s) without "
+            f"{' / '.join(missing)}; a bar needs its key (symbol, interval, ts) to be stored or quarantined"
+        )
     return frame.with_columns(pl.lit(ingest_id).alias("ingest_id"), pl.lit(source).alias("source"))
 
 
@@ -255,10 +259,14 @@ def _commit(con: Any, writer: LakeWriter, result: IngestResult, interval: str) -
     con.unregister("new_stats")
 
 
+COMMIT_WAIT = 60.0  # seconds to wait for readers holding the catalog open before giving up
+
+
 def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, srun: StageRun,
-            interval: str, error: str | None, gate: BatchGate | None = None) -> None:
+            interval: str, error: str | None, gate: BatchGate | None = None) -> bool:
+    """Commit the run (and its files and verdicts) in one transaction; True once COMMIT ran."""
     detail = {"failed": result.failed, "stale": {k: str(v) for k, v in result.stale.items()}}
-    with catalog.connect(paths) as con:
+    with catalog.connect(paths, wait=COMMIT_WAIT) as con:
         con.execute("BEGIN TRANSACTION")
         if writer is not None and writer.files:
             _commit(con, writer, result, interval)
@@ -272,6 +280,7 @@ def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | No
         )
         srun.record(con)
         con.execute("COMMIT")
+        return True
 
 
 def ingest(
@@ -295,6 +304,7 @@ def ingest(
     with write_lock(paths, timeout=lock_timeout), stage("ingest", command) as srun:
         _start_run(paths, ingest_id, source, request, command)
         writer: LakeWriter | None = None
+        committed = False
         try:
             writer = LakeWriter(paths, ingest_id)
             result.failed = _fetch_all(source, request, writer, progress, gate)
@@ -310,8 +320,11 @@ def ingest(
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")
             srun.rows_in = srun.rows_out = writer.rows
             writer.publish()
-            _finish(paths, result, writer, srun, request.interval, None, gate)
+            committed = _finish(paths, result, writer, srun, request.interval, None, gate)
         except BaseException as exc:
+            if committed:  # e.g. the checkpoint on close failed: the ingest itself is durable
+                log.error("ingest %s committed, then: %s", ingest_id, exc)
+                raise
             if writer is not None:
                 writer.discard()
                 writer.unpublish()

@@ -78,16 +78,23 @@ def _name(node: Any) -> str:
     return kind.upper()
 
 
+_AS_TEXT = ("INTERVAL", "UHUGEINT", "HUGEINT", "BLOB", "BIT", "UNION", "MAP", "TIME WITH TIME ZONE")
+
+
 def run_query(paths: WarehousePaths, text: str, *, limit: int | None = None) -> Any:
-    """Run one sandboxed query on the warehouse; return a Polars DataFrame."""
+    """Run one sandboxed query on the warehouse; return a Polars DataFrame.
+
+    Columns whose DuckDB type has no faithful Polars equivalent (INTERVAL, HUGEINT/UHUGEINT,
+    BLOB, MAP, UNION, BIT) come back as text, so no value is silently changed.
+    """
     import duckdb
 
     query = check_sql(text)
     root = paths.root.resolve().as_posix().rstrip("/") + "/"
     with catalog.connect(paths, read_only=True) as con:
-        con.execute(
-            f"SET allowed_directories = ['{root.replace(chr(39), chr(39) * 2)}']"
-        )
+        quoted = root.replace("'", "''")
+        con.execute(f"SET temp_directory = '{quoted}tmp/sql'")  # else DuckDB allows its default ./.tmp
+        con.execute(f"SET allowed_directories = ['{quoted}']")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         try:
@@ -96,7 +103,23 @@ def run_query(paths: WarehousePaths, text: str, *, limit: int | None = None) -> 
                 raise SqlSandboxError("the statement returned no result set")
             if limit is not None:
                 rel = rel.limit(limit)
-            return rel.pl()
+            return _to_polars(rel)
         except duckdb.Error as exc:
             message = str(exc).strip().splitlines()[0]
             raise SqlSandboxError(message) from None
+
+
+def _to_polars(rel: Any) -> Any:
+    texts = [i for i, t in enumerate(rel.types) if any(str(t).upper().startswith(k) for k in _AS_TEXT)]
+    if texts:
+        cols = [f'"{c}"::VARCHAR AS "{c}"' if i in texts else f'"{c}"' for i, c in enumerate(rel.columns)]
+        rel = rel.project(", ".join(c.replace('"', '""', 0) for c in cols))
+    try:
+        return rel.pl()
+    except BaseException as exc:  # Polars panics (e.g. infinite timestamps) derive from BaseException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise SqlSandboxError(
+            f"the result cannot be converted ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "cast the offending column to VARCHAR in the query"
+        ) from None

@@ -40,6 +40,7 @@ log = get_logger("quality")
 
 DUPLICATE = "unique_symbol_interval_ts"
 RESTATES = "restates_accepted"
+SELF = "(this ingest)"  # ingest_id of history rows from earlier batches of the running ingest
 HISTORY_BARS = 64  # trailing bars of context per symbol (covers the outlier window)
 _VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "dividend", "split_ratio"]
 _KEY = ["symbol", "interval", "ts"]
@@ -89,17 +90,17 @@ class QualityGate:
         ``ingest`` or ``validate`` (recorded).
     quarantine_outliers
         Quarantine ``warning`` rows instead of flagging them.
-    history_before
-        Only ingests older than this id count as accepted history (re-validation).
+    history_until
+        Only ingests committed before this time count as accepted history (re-validation).
     """
 
     def __init__(self, paths: WarehousePaths, request: FetchRequest, *, suite: str = "raw_bars",
                  trigger: str = "ingest", quarantine_outliers: bool = False, now: dt.datetime | None = None,
-                 history_before: str | None = None) -> None:
+                 history_until: dt.datetime | None = None) -> None:
         self.paths, self.request, self.suite, self.trigger = paths, request, suite, trigger
         self.quarantine_outliers = quarantine_outliers
         self.now = now or dt.datetime.now(dt.UTC)
-        self.history_before = history_before
+        self.history_until = history_until
         self.validation_id = new_id("val-")
         self.started = dt.datetime.now(dt.UTC)
         self.counts = GateCounts()
@@ -110,7 +111,8 @@ class QualityGate:
         self._flags: list[pl.DataFrame] = []
         self._restated: list[pl.DataFrame] = []
         self._expectations: dict[str, _Expectation] = {}
-        self._tails: pl.DataFrame | None = None  # last bars per symbol of earlier batches
+        self._tails: pl.DataFrame | None = None  # last accepted bars per symbol of earlier batches
+        self._seen: dict[str, tuple[dt.datetime, dt.datetime]] = {}  # symbol -> ts range of earlier batches
 
     # -------------------------------------------------------------- BatchGate protocol
     def check(self, bars: pl.DataFrame, *, row_offset: int) -> None:
@@ -120,6 +122,7 @@ class QualityGate:
         self.counts.received += bars.height
         if bars.is_empty():
             self._reject("empty batch")
+        self._check_overlap(bars)
         history = self._history(bars)
         report = validate_frame(
             bars.select(BAR_COLUMNS), suite=self.suite, interval=self.request.interval,
@@ -130,8 +133,8 @@ class QualityGate:
         if report.batch_error:
             self._reject(report.batch_error)
         self._merge_expectations(report, bars)
-        self._sort_out(bars, report.row_failures, row_offset, history)
-        self._remember_tails(bars)
+        excluded = self._sort_out(bars, report.row_failures, row_offset, history)
+        self._remember_tails(bars, row_offset, excluded)
 
     def persist(self, con: Any, ingest_id: str) -> None:
         """Write the verdicts of this validation inside the caller's transaction."""
@@ -152,7 +155,9 @@ class QualityGate:
         self.batch_error = reason
         raise BatchRejectedError(f"batch rejected by suite {self.suite}: {reason}")
 
-    def _sort_out(self, bars: pl.DataFrame, failures: pl.DataFrame, offset: int, history: pl.DataFrame | None) -> None:
+    def _sort_out(self, bars: pl.DataFrame, failures: pl.DataFrame, offset: int,
+                  history: pl.DataFrame | None) -> pl.DataFrame:
+        """Turn the report into verdicts; return the batch's excluded ``row_nr`` (local)."""
         rows = bars.with_row_index("row_nr").with_columns(pl.col("row_nr").cast(pl.Int64))
         errors = failures.filter(pl.col("severity") == "error")
         dup_rows = errors.filter(pl.col("expectation") == DUPLICATE).select("row_nr").unique()
@@ -171,11 +176,15 @@ class QualityGate:
         self._quarantine.extend([quarantine, collapsed])
         self.counts.quarantined += quarantine.height + collapsed.height
         self.counts.collapsed += collapsed.height
+        excluded = pl.concat([verdicts.select("row_nr"), collapsed.select(pl.col("row_nr") - offset)])
         flags = _with_keys(_reasons(warnings), rows, offset).join(
             quarantine.select("row_nr"), on="row_nr", how="anti")
         self._flags.append(flags)
         self.counts.flagged += flags.height
-        self._record_restatements(failures.filter(pl.col("expectation") == RESTATES), rows, offset, history)
+        restates = failures.filter(pl.col("expectation") == RESTATES).with_columns(pl.col("row_nr").cast(pl.Int64))
+        restates = restates.join(excluded, on="row_nr", how="anti")  # a quarantined row restates nothing
+        excluded = pl.concat([excluded, self._record_restatements(restates, rows, offset, history)])
+        return excluded
 
     def _duplicates(self, rows: pl.DataFrame, dup_rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Split duplicate rows into collapsible exact copies and conflicting groups."""
@@ -196,25 +205,72 @@ class QualityGate:
         return exact, conflict
 
     def _record_restatements(self, restates: pl.DataFrame, rows: pl.DataFrame, offset: int,
-                             history: pl.DataFrame | None) -> None:
+                             history: pl.DataFrame | None) -> pl.DataFrame:
+        """Record rows that restate an accepted bar. A bar repeated from an earlier batch of this
+        same ingest is a duplicate, not a restatement: an exact copy collapses, a conflicting
+        one quarantines both copies. Returns the local ``row_nr`` excluded here."""
+        none = pl.DataFrame(schema={"row_nr": pl.Int64})
         if restates.is_empty() or history is None:
-            return
-        old = history.select(*_KEY, pl.col("ingest_id").alias("superseded_ingest_id")).unique(_KEY, keep="last")
-        new = _with_keys(_reasons(restates), rows, offset).join(old, on=_KEY, how="left")
-        self._restated.append(new.select(*_KEY, "superseded_ingest_id", "detail"))
-        self.counts.restated += new.height
+            return none
+        new = _with_keys(_reasons(restates), rows, offset)
+        latest = history.select(*_KEY, *_VALUE_COLUMNS, "ingest_id", "_row")
+        joined = new.join(rows.select(pl.col("row_nr") + offset, *_VALUE_COLUMNS), on="row_nr").join(
+            latest, on=_KEY, how="left", suffix="_old")
+        own = joined.filter(pl.col("ingest_id") == SELF)
+        other = joined.filter(pl.col("ingest_id") != SELF)
+        self._restated.append(other.select(*_KEY, pl.col("ingest_id").alias("superseded_ingest_id"), "detail"))
+        self.counts.restated += other.height
+        if own.is_empty():
+            return none
+        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in _VALUE_COLUMNS])
+        exact = own.filter(same).select(
+            "row_nr", *_KEY, pl.lit(["duplicate_exact"]).alias("reasons"),
+            pl.lit("exact copy of a bar in an earlier batch of this ingest; collapsed to one").alias("detail"),
+            pl.lit(True).alias("collapsed"))
+        conflict = own.filter(~same)
+        detail = pl.lit("differing copies of this key in two batches of this ingest")
+        both = pl.concat([
+            conflict.select("row_nr", *_KEY),
+            conflict.select(pl.col("_row").alias("row_nr"), *_KEY),
+        ]).unique("row_nr").select("row_nr", *_KEY, pl.lit(["duplicate_conflict"]).alias("reasons"),
+                                   detail.alias("detail"), pl.lit(False).alias("collapsed"))
+        self._quarantine.extend([exact, both])
+        self.counts.quarantined += exact.height + both.height
+        self.counts.collapsed += exact.height
+        self._tails = None if self._tails is None else self._tails.join(
+            conflict.select(pl.col("_row")), on="_row", how="anti")
+        return pl.concat([exact.select(pl.col("row_nr") - offset),
+                          conflict.select(pl.col("row_nr") - offset)])
 
     # -------------------------------------------------------------- context
+    def _check_overlap(self, bars: pl.DataFrame) -> None:
+        """Reject a batch that repeats bars of an earlier batch of this ingest beyond the window
+        the gate keeps in memory (it could not tell duplicates from new bars there)."""
+        ranges = bars.group_by("symbol").agg(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"))
+        kept = {} if self._tails is None else {
+            sym: lo for sym, lo in self._tails.group_by("symbol").agg(pl.col("ts").min()).iter_rows()}
+        for symbol, lo, hi in ranges.iter_rows():
+            seen = self._seen.get(symbol)
+            if seen is not None and lo <= seen[1] and (symbol not in kept or lo < kept[symbol]):
+                self._reject(
+                    f"{symbol} arrives in two batches of one ingest with overlapping bars "
+                    f"({lo:%Y-%m-%d} .. {seen[1]:%Y-%m-%d}) beyond the gate's {HISTORY_BARS}-bar window; "
+                    "ingest the overlapping files separately"
+                )
+            self._seen[symbol] = (min(lo, seen[0]), max(hi, seen[1])) if seen else (lo, hi)
+
     def _history(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-        """Accepted bars of the batch's symbols around its range (plus earlier batches' tails)."""
+        """The latest accepted bar per key of the batch's symbols around its range: committed
+        ingests (in commit order) and then earlier batches of this ingest."""
         parts = [] if self._tails is None else [self._tails.join(bars.select("symbol").unique(), on="symbol")]
         stored = self._stored_history(bars)
         if stored is not None:
-            parts.append(stored)
+            parts.insert(0, stored)
         parts = [p for p in parts if not p.is_empty()]
         if not parts:
             return None
-        return pl.concat(parts, how="diagonal_relaxed").unique(_KEY + ["ingest_id"], keep="last").sort("symbol", "ts")
+        merged = pl.concat(parts, how="diagonal_relaxed")  # stored (commit order) first, this ingest last
+        return merged.unique(_KEY, keep="last", maintain_order=True).sort("symbol", "ts", maintain_order=True)
 
     def _stored_history(self, bars: pl.DataFrame) -> pl.DataFrame | None:
         if not self.paths.db.exists():
@@ -229,16 +285,20 @@ class QualityGate:
             if not known:
                 return None
             view = "quality.accepted_bars" if _has_view(con, "quality", "accepted_bars") else "raw.bars"
-            query = (f"SELECT {', '.join(BAR_COLUMNS)}, ingest_id FROM {view} WHERE interval = ? "
-                     "AND symbol IN (SELECT unnest(?::VARCHAR[])) AND ts BETWEEN ? AND ?")
+            query = (f"SELECT {', '.join('b.' + c for c in BAR_COLUMNS)}, b.ingest_id, -1::BIGINT AS _row "
+                     f"FROM {view} AS b JOIN meta.ingest_runs AS r ON r.ingest_id = b.ingest_id "
+                     "WHERE b.interval = ? AND b.symbol IN (SELECT unnest(?::VARCHAR[])) AND b.ts BETWEEN ? AND ?")
             params: list[Any] = [self.request.interval, symbols, lo, hi]
-            if self.history_before is not None:
-                query += " AND ingest_id < ?"
-                params.append(self.history_before)
-            return con.sql(query, params=params).pl()
+            if self.history_until is not None:
+                query += " AND r.finished < ?"
+                params.append(self.history_until)
+            return con.sql(query + " ORDER BY r.finished, b.ts", params=params).pl()
 
-    def _remember_tails(self, bars: pl.DataFrame) -> None:
-        tail = bars.select(*BAR_COLUMNS, pl.lit("(this ingest)").alias("ingest_id"))
+    def _remember_tails(self, bars: pl.DataFrame, offset: int, excluded: pl.DataFrame) -> None:
+        """Keep the last accepted bars per symbol (with their ingest-wide row numbers)."""
+        tail = (bars.with_row_index("_local").with_columns(pl.col("_local").cast(pl.Int64))
+                .join(excluded.rename({"row_nr": "_local"}), on="_local", how="anti")
+                .select(*BAR_COLUMNS, pl.lit(SELF).alias("ingest_id"), (pl.col("_local") + offset).alias("_row")))
         tail = tail.group_by("symbol", maintain_order=True).tail(HISTORY_BARS)
         merged = tail if self._tails is None else pl.concat([self._tails, tail], how="diagonal_relaxed")
         self._tails = merged.group_by("symbol", maintain_order=True).tail(HISTORY_BARS)

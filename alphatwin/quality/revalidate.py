@@ -1,7 +1,7 @@
 """Re-run validation on ingests already in the lake (``alphatwin validate``).
 
 Each ingest is read back from the lake, validated with the current suite as it would have been
-at its ingest time (``now`` = the ingest's start, accepted history = older ingests only), and
+at its ingest time (``now`` = the ingest's start, accepted history = ingests committed before it), and
 its verdicts (quarantine, flags, restatements) are replaced in one transaction; earlier
 validation runs stay in ``meta.validation_runs`` with ``current = false``.
 """
@@ -37,13 +37,13 @@ class Revalidation:
 
 
 def _ingests(con: Any, ingest_id: str | None) -> list[tuple[Any, ...]]:
-    query = ("SELECT ingest_id, interval, requested_start, requested_end, started FROM meta.ingest_runs "
+    query = ("SELECT ingest_id, interval, requested_start, requested_end, started, finished FROM meta.ingest_runs "
              "WHERE status IN ('committed', 'partial')")
     params: list[Any] = []
     if ingest_id is not None:
         query += " AND ingest_id = ?"
         params.append(ingest_id)
-    rows = con.execute(query + " ORDER BY ingest_id", params).fetchall()
+    rows = con.execute(query + " ORDER BY finished", params).fetchall()
     if ingest_id is not None and not rows:
         raise InputError(f"`--ingest-id` {ingest_id!r} is not a committed ingest (see meta.ingest_runs)")
     return rows
@@ -65,9 +65,9 @@ def revalidate(paths: WarehousePaths, *, ingest_id: str | None = None, suite: st
     with write_lock(paths):
         with catalog.connect(paths, read_only=True) as con:
             runs = _ingests(con, ingest_id)
-        for run_id, interval, start, end, started in runs:
+        for run_id, interval, start, end, started, finished in runs:
             gate = QualityGate(paths, FetchRequest((), interval, start, end), suite=suite, trigger="validate",
-                               now=started, history_before=run_id)
+                               now=started, history_until=finished)
             with catalog.connect(paths, read_only=True) as con:
                 symbols = [r[0] for r in con.execute(
                     "SELECT DISTINCT symbol FROM raw.bars WHERE ingest_id = ? ORDER BY 1", [run_id]).fetchall()]

@@ -5,7 +5,7 @@ ts)``; the raw lake keeps them untouched. ``collapsed`` rows are extra copies of
 duplicate: the key itself stays accepted through its first copy. ``quality.flags`` lists rows
 kept but flagged (outliers). ``quality.restatements`` records accepted bars that a newer ingest
 restated (the newer row supersedes the older one downstream). ``quality.accepted_bars`` is
-``raw.bars`` minus quarantined rows.
+``raw.bars`` minus quarantined rows, with exact duplicate copies collapsed to one row.
 """
 
 from __future__ import annotations
@@ -83,12 +83,21 @@ QUALITY_DDL = [
 ]
 
 ACCEPTED_VIEW = """CREATE OR REPLACE VIEW quality.accepted_bars AS
+WITH excluded AS (        -- keys whose rows are all quarantined (collapsed copies are handled below)
+    SELECT DISTINCT ingest_id, symbol, interval, ts FROM quality.quarantine WHERE NOT collapsed
+), collapsed AS (         -- keys with exact duplicate copies inside one ingest: keep one copy
+    SELECT DISTINCT ingest_id, symbol, interval, ts FROM quality.quarantine WHERE collapsed
+)
 SELECT b.* FROM raw.bars AS b
-WHERE NOT EXISTS (
-    SELECT 1 FROM quality.quarantine AS q
-    WHERE q.ingest_id = b.ingest_id AND q.symbol = b.symbol AND q.interval = b.interval
-      AND q.ts = b.ts AND NOT q.collapsed
-)"""
+WHERE NOT EXISTS (SELECT 1 FROM excluded AS q WHERE q.ingest_id = b.ingest_id AND q.symbol = b.symbol
+                  AND q.interval IS NOT DISTINCT FROM b.interval AND q.ts IS NOT DISTINCT FROM b.ts)
+  AND NOT EXISTS (SELECT 1 FROM collapsed AS c WHERE c.ingest_id = b.ingest_id AND c.symbol = b.symbol
+                  AND c.interval = b.interval AND c.ts = b.ts)
+UNION ALL
+SELECT DISTINCT b.* FROM raw.bars AS b
+JOIN collapsed AS c ON c.ingest_id = b.ingest_id AND c.symbol = b.symbol AND c.interval = b.interval AND c.ts = b.ts
+WHERE NOT EXISTS (SELECT 1 FROM excluded AS q WHERE q.ingest_id = b.ingest_id AND q.symbol = b.symbol
+                  AND q.interval = b.interval AND q.ts = b.ts)"""
 
 
 def ensure_quality_schema(con: Any) -> None:
