@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -208,14 +207,3 @@ def test_catalog_survives_a_moved_warehouse(paths, tmp_path):
     with catalog.connect(new):  # a write open re-points raw.bars at the new location
         pass
     assert _q(new, "SELECT count(*) FROM raw.bars") == [(4,)]
-
-
-def test_storage_version_is_readable_by_duckdb_15(paths):
-    with catalog.connect(paths):
-        pass
-    con = duckdb.connect()
-    version = con.execute(
-        f"ATTACH '{paths.db}' AS w (READ_ONLY); SELECT tags FROM duckdb_databases() WHERE database_name = 'w'"
-    ).fetchall()
-    con.close()
-    assert version  # opened; the CLI test above proves 1.5.6 compatibility end to end
