@@ -57,6 +57,8 @@ class Settings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     universe: tuple[str, ...] = ("AAPL", "MSFT", "SPY", "EURUSD=X", "BTC-USD")
     quarantine_outliers: bool = False
+    features: tuple[tuple[str, Any], ...] = ()   # [features]: extra indicator parameter sets, e.g. ("sma", [50, 200])
+    calendars: tuple[tuple[str, str], ...] = ()  # [calendars]: symbol glob -> calendar name, checked first
     config_file: Path | None = None
 
 
@@ -115,7 +117,7 @@ def load_settings(config: str | Path | None = None, *, warehouse: str | Path | N
 
 def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
     where = str(path)
-    allowed = {"warehouse", "sources", "universe", "quality"}
+    allowed = {"warehouse", "sources", "universe", "quality", "features", "calendars"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
@@ -147,4 +149,17 @@ def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
     uni = data.get("universe", {})
     if "symbols" in uni:
         changes["universe"] = tuple(uni["symbols"])
+    if "features" in data:
+        from alphatwin.transforms.indicators import specs_from_mapping
+
+        feats = dict(data["features"])
+        specs_from_mapping(feats)  # validates now, so a bad key fails at load with the file's name
+        changes["features"] = tuple(sorted(feats.items()))
+    if "calendars" in data:
+        from alphatwin.transforms.calendars import check_calendar
+
+        cals = dict(data["calendars"])
+        for pattern, name in cals.items():
+            check_calendar(name, where=f"{where} [calendars] {pattern!r}")
+        changes["calendars"] = tuple(cals.items())
     return replace(settings, **changes)

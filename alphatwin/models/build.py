@@ -4,25 +4,27 @@
 checks that every table they read is a model or already in the warehouse and that the graph has
 no cycle, then builds the selected models in topological order (ties broken by name):
 
-- a SQL model runs ``CREATE OR REPLACE TABLE <schema>.<table> AS <its query>``;
-- a Python model gets one Polars ``LazyFrame`` per input table (each input is read from DuckDB
-  into memory first), and its result is collected and written back with
-  ``CREATE OR REPLACE TABLE <schema>.<table> AS SELECT * FROM <arrow frame>``.
+- a SQL model runs ``CREATE OR REPLACE TABLE <schema>.<table> AS <its query>`` (or ``VIEW`` for
+  a model marked ``materialized: view``);
+- a Python model gets one Polars ``LazyFrame`` per input table, and its result is written back
+  with ``CREATE OR REPLACE TABLE``. A model with ``partition_by`` reads its inputs and runs one
+  range of partition values (about :data:`CHUNK_ROWS` rows) at a time, appending each result;
+- a model with an ``incremental`` update (``clean.bars``, ``features.bars``) is brought up to
+  date from what changed in the lake since its last build (:mod:`alphatwin.models.incremental`)
+  unless ``full_refresh``, the table is missing, or its code or settings changed since.
 
 Each model is materialised in its own DuckDB transaction, together with its rows in
-``meta.stage_runs`` (stage ``build:<schema>.<table>``; ``rows_in`` is counted for Python models
-only) and ``meta.model_runs``: a reader sees the
-old table or the new one, never half of one, and a model that fails leaves its previous table
-intact. The build stops at the first failure (the models built before it stay built), records
-the failed run and raises :class:`~alphatwin.errors.ModelError` naming the model and its file.
-
-Every build is a full refresh today: ``full_refresh`` is accepted so that callers need not change
-when incremental models arrive, and both values rebuild every selected model from scratch.
+``meta.stage_runs`` (stage ``build:<schema>.<table>``) and ``meta.model_runs`` (with the mode:
+full, incremental or view): a reader sees the old table or the new one, never half of one, and a
+model that fails leaves its previous table intact. The build stops at the first failure (the
+models built before it stay built), records the failed run and raises
+:class:`~alphatwin.errors.ModelError` naming the model and its file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,8 +36,10 @@ from alphatwin.lake import catalog
 from alphatwin.lake.lock import write_lock
 from alphatwin.lake.stages import StageRun, stage
 from alphatwin.log import RUN_ID, get_logger
+from alphatwin.models import incremental
 from alphatwin.models.registry import Model, Registry, default_sql_root, discover, warehouse_relations
 from alphatwin.paths import WarehousePaths
+from alphatwin.quality.store import ensure_quality_schema
 
 __all__ = ["build", "plan", "BuildResult", "ModelRun", "MODEL_RUNS_DDL", "ProgressFn"]
 
@@ -69,9 +73,12 @@ class ModelRun:
     wall_s: float
     started: dt.datetime
     error: str | None = None
+    mode: str = "full"
 
 
 ProgressFn = Callable[[ModelRun], None]
+ChunkFn = Callable[[str, int, int], None]
+CHUNK_ROWS = 2_000_000
 
 
 @dataclass
@@ -119,6 +126,8 @@ def build(
     progress: ProgressFn | None = None,
     python: Iterable[Any] | None = None,
     command: str = "",
+    settings: Any = None,
+    chunk_progress: ChunkFn | None = None,
 ) -> BuildResult:
     """Build the models (or the ``select``-ed ones) into the warehouse at ``paths``.
 
@@ -129,7 +138,7 @@ def build(
     select
         Selection specs (see :func:`plan`); None builds every model.
     full_refresh
-        Rebuild from scratch. Every build is a full refresh for now (see the module docstring).
+        Rebuild incremental models from scratch instead of updating them.
     sql_root
         The ``sql/`` folder; default :func:`~alphatwin.models.registry.default_sql_root`.
     progress
@@ -138,6 +147,11 @@ def build(
         Where the Python models are (see :func:`~alphatwin.models.registry.discover`).
     command
         The command line, recorded in ``meta.stage_runs``.
+    settings
+        :class:`~alphatwin.config.Settings` handed to models that ask for them (default: the
+        built-in defaults).
+    chunk_progress
+        Called as ``chunk_progress(model, rows_done, rows_total)`` while a partitioned model builds.
 
     Returns
     -------
@@ -155,14 +169,22 @@ def build(
     --------
     >>> build(WarehousePaths(Path("warehouse")), select="clean.bars+")  # doctest: +SKIP
     """
-    del full_refresh  # the only mode today; see the module docstring
+    if settings is None:
+        from alphatwin.config import Settings
+
+        settings = Settings()
     registry = discover(sql_root if sql_root is not None else default_sql_root(), python=python)
     with write_lock(paths), catalog.connect(paths) as con:
         con.execute(MODEL_RUNS_DDL)
+        con.execute("ALTER TABLE meta.model_runs ADD COLUMN IF NOT EXISTS mode VARCHAR")
+        for ddl in incremental.DDL:
+            con.execute(ddl)
+        ensure_quality_schema(con)  # models read quality.accepted_bars even before any validation
         registry.validate(warehouse_relations(con))
         result = BuildResult(plan(registry, select))
+        job = _Job(con, paths, settings, command, full_refresh, chunk_progress)
         for name in result.plan:
-            run, exc = _build_one(con, registry[name], command)
+            run, exc = job.build_one(registry[name])
             result.runs.append(run)
             if progress is not None:
                 progress(run)
@@ -173,39 +195,145 @@ def build(
     return result
 
 
-def _build_one(con: Any, m: Model, command: str) -> tuple[ModelRun, Exception | None]:
-    """Build ``m`` atomically and record it; a failure is recorded and returned, not raised."""
-    srun: StageRun | None = None
-    try:
-        with stage(f"build:{m.name}", command) as srun:
-            frame = _compute(con, m, srun) if m.kind == "python" else None
-            con.execute("BEGIN TRANSACTION")
-            try:
-                srun.rows_out = _materialise(con, m, frame)
-                srun.close()
-                run = _run_of(m, srun)
-                srun.record(con)
-                _record(con, m, run, srun)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+@dataclass
+class _Job:
+    """One build: the connection and what every model's build needs."""
+
+    con: Any
+    paths: WarehousePaths
+    settings: Any
+    command: str
+    full_refresh: bool
+    chunk_progress: ChunkFn | None
+
+    def build_one(self, m: Model) -> tuple[ModelRun, Exception | None]:
+        """Build ``m`` atomically and record it; a failure is recorded and returned, not raised."""
+        con = self.con
+        srun: StageRun | None = None
+        sha = fingerprint(m, self.settings)
+        mode = "view" if m.materialized == "view" else "full"
+        try:
+            with stage(f"build:{m.name}", self.command) as srun:
+                if self._can_update(m, sha):
+                    mode = "incremental"
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    if mode == "incremental":
+                        srun.rows_out = self._update(m)
+                    elif m.kind == "python":
+                        srun.rows_out = self._python(m, srun)
+                    else:
+                        srun.rows_out = _materialise_sql(con, m)
+                    srun.close()
+                    run = _run_of(m, srun, mode)
+                    srun.record(con)
+                    _record(con, m, run, srun, sha)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            return run, None
+        except Exception as exc:
+            if srun is None:
                 raise
-        return run, None
-    except Exception as exc:
-        if srun is None:
-            raise
-        srun.status, srun.error = "failed", _describe(exc)[:500]
-        run = _run_of(m, srun)
-        con.execute("BEGIN TRANSACTION")
-        srun.record(con)
-        _record(con, m, run, srun)
-        con.execute("COMMIT")
-        return run, exc
+            srun.status, srun.error = "failed", _describe(exc)[:500]
+            run = _run_of(m, srun, mode)
+            con.execute("BEGIN TRANSACTION")
+            srun.record(con)
+            _record(con, m, run, srun, sha)
+            con.execute("COMMIT")
+            return run, exc
+
+    def _can_update(self, m: Model, sha: str) -> bool:
+        """An incremental update applies: not forced full, table built by this code and settings."""
+        if m.updater is None or self.full_refresh or m.name not in warehouse_relations(self.con):
+            return False
+        if not incremental.has_watermark(self.con, m.name):
+            return False
+        last = self.con.execute(
+            "SELECT sql_sha256 FROM meta.model_runs WHERE model = ? AND status = 'ok' ORDER BY finished DESC LIMIT 1",
+            [m.name]).fetchall()
+        return bool(last) and last[0][0] == sha
+
+    def _update(self, m: Model) -> int:
+        changes, ingests, new_ingests, new_validations = incremental.source_changes(self.con, m.name, self.paths)
+        ctx = incremental.IncrementalContext(self.con, m, self.settings, changes, ingests, self.paths)
+        assert m.updater is not None
+        done = m.updater(ctx)
+        incremental.record_watermarks(self.con, m.name, full=False, ingests=new_ingests, validations=new_validations)
+        log.info("incremental %s: %d keys rebuilt, %d appended, %d rows", m.name, done.rebuilt, done.appended, done.rows)
+        return int(done.rows)
+
+    def _python(self, m: Model, srun: StageRun) -> int:
+        """Run a Python model (one partition range at a time when it has ``partition_by``)."""
+        import polars as pl
+
+        assert m.func is not None, "a Python model carries its function"
+        con = self.con
+        ranges = _ranges(con, m) if m.partition_by else [None]
+        total_rows = sum(r[2] for r in ranges if r is not None)
+        written, done, states, first = 0, 0, [], True
+        for rng in ranges:
+            inputs = [_read(con, t, m.partition_by, rng) for t in m.inputs]
+            srun.rows_in += sum(f.height for f in inputs)
+            kwargs = {"settings": self.settings} if m.wants_settings else {}
+            out = m.func(*(f.lazy() for f in inputs), **kwargs)
+            frame, state = out if isinstance(out, tuple) else (out, None)
+            if isinstance(frame, pl.LazyFrame):
+                frame = frame.collect()
+            if not isinstance(frame, pl.DataFrame):
+                raise ModelError(f"Python model {m.name} must return a Polars LazyFrame or DataFrame, "
+                                 f"got {type(frame).__name__}", path=str(m.path), table=m.name, line=m.line)
+            _write(con, m, frame, replace=first)
+            first = False
+            written += frame.height
+            if state is not None:
+                states.append(state)
+            if rng is not None:
+                done += rng[2]
+                if self.chunk_progress is not None:
+                    self.chunk_progress(m.name, done, total_rows)
+        if m.updater is not None:
+            incremental.write_state(con, m.name, pl.concat(states) if states else None, replace_all=True)
+            incremental.record_watermarks(con, m.name, full=True)
+        return written
 
 
-def _run_of(m: Model, srun: StageRun) -> ModelRun:
+def fingerprint(m: Model, settings: Any) -> str:
+    """The hash recorded with a build: the model's code, plus the settings it depends on."""
+    if m.fingerprint is None:
+        return m.sha256
+    return hashlib.sha256(f"{m.sha256}\n{m.fingerprint(settings)}".encode()).hexdigest()
+
+
+def _ranges(con: Any, m: Model) -> list[tuple[Any, Any, int]]:
+    """Consecutive ranges of ``m.partition_by`` values over its first input, about CHUNK_ROWS rows each."""
+    col = m.partition_by
+    counts = con.execute(f'SELECT "{col}", count(*) FROM {_quoted(m.inputs[0])} WHERE "{col}" IS NOT NULL '
+                         "GROUP BY 1 ORDER BY 1").fetchall()
+    ranges: list[tuple[Any, Any, int]] = []
+    lo, rows = None, 0
+    for i, (value, n) in enumerate(counts):
+        if lo is None:
+            lo = value
+        rows += n
+        if rows >= CHUNK_ROWS or i == len(counts) - 1:
+            ranges.append((lo, value, rows))
+            lo, rows = None, 0
+    return ranges or [None]  # type: ignore[list-item]
+
+
+def _read(con: Any, table: str, column: str | None, rng: tuple[Any, Any, int] | None) -> Any:
+    """One input of a Python model as a Polars frame (only the partition range when given)."""
+    if rng is None or column is None:
+        return con.sql(f"SELECT * FROM {_quoted(table)}").pl()
+    return con.sql(f'SELECT * FROM {_quoted(table)} WHERE "{column}" BETWEEN ? AND ?',
+                   params=[rng[0], rng[1]]).pl()
+
+
+def _run_of(m: Model, srun: StageRun, mode: str) -> ModelRun:
     return ModelRun(m.name, m.kind, srun.status, srun.rows_out if srun.status == "ok" else 0,
-                    srun.wall_s, srun.started, srun.error)
+                    srun.wall_s, srun.started, srun.error, mode)
 
 
 def _quoted(name: str) -> str:
@@ -213,42 +341,49 @@ def _quoted(name: str) -> str:
     return f'"{schema}"."{table}"'
 
 
-def _compute(con: Any, m: Model, srun: StageRun) -> Any:
-    """Run a Python model on its inputs; its result as a Polars DataFrame."""
-    import polars as pl
-
-    assert m.func is not None, "a Python model carries its function"
-    inputs = [con.sql(f"SELECT * FROM {_quoted(t)}").pl() for t in m.inputs]
-    srun.rows_in = sum(f.height for f in inputs)
-    out = m.func(*(f.lazy() for f in inputs))
-    if isinstance(out, pl.LazyFrame):
-        out = out.collect()
-    if not isinstance(out, pl.DataFrame):
-        raise ModelError(f"Python model {m.name} must return a Polars LazyFrame or DataFrame, "
-                         f"got {type(out).__name__}", path=str(m.path), table=m.name, line=m.line)
-    return out
+def _drop_other_kind(con: Any, m: Model, kind: str) -> None:
+    """Drop ``m``'s relation when it exists as the other kind (a table that became a view, ...)."""
+    rows = con.execute(
+        "SELECT 'view' FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ? "
+        "AND view_name = ? UNION ALL SELECT 'table' FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?", [m.schema, m.table, m.schema, m.table]).fetchall()
+    for (existing,) in rows:
+        if existing != kind:
+            con.execute(f"DROP {existing.upper()} {_quoted(m.name)}")
 
 
-def _materialise(con: Any, m: Model, frame: Any) -> int:
-    """``CREATE OR REPLACE`` the model's table (inside the caller's transaction); its row count."""
-    schema = m.schema
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    if frame is None:
-        con.execute(f"CREATE OR REPLACE TABLE {_quoted(m.name)} AS\n{m.sql}\n")
-        return int(con.execute(f"SELECT count(*) FROM {_quoted(m.name)}").fetchall()[0][0])
+def _materialise_sql(con: Any, m: Model) -> int:
+    """``CREATE OR REPLACE`` the SQL model's table or view (inside the caller's transaction); its rows."""
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{m.schema}"')
+    kind = "view" if m.materialized == "view" else "table"
+    _drop_other_kind(con, m, kind)
+    con.execute(f"CREATE OR REPLACE {kind.upper()} {_quoted(m.name)} AS\n{m.sql}\n")
+    if kind == "view":
+        return 0
+    return int(con.execute(f"SELECT count(*) FROM {_quoted(m.name)}").fetchall()[0][0])
+
+
+def _write(con: Any, m: Model, frame: Any, *, replace: bool) -> None:
+    """Write ``frame`` as the model's table (``replace``) or append it (inside the transaction)."""
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{m.schema}"')
+    if replace:
+        _drop_other_kind(con, m, "table")
     con.register(_FRAME, frame.to_arrow())
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {_quoted(m.name)} AS SELECT * FROM {_FRAME}")
+        if replace:
+            con.execute(f"CREATE OR REPLACE TABLE {_quoted(m.name)} AS SELECT * FROM {_FRAME}")
+        else:
+            con.execute(f"INSERT INTO {_quoted(m.name)} SELECT * FROM {_FRAME}")
     finally:
         con.unregister(_FRAME)
-    return int(frame.height)
 
 
-def _record(con: Any, m: Model, run: ModelRun, srun: StageRun) -> None:
+def _record(con: Any, m: Model, run: ModelRun, srun: StageRun, sha: str) -> None:
     con.execute(
-        "INSERT INTO meta.model_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO meta.model_runs (run_id, model, kind, started, finished, wall_s, rows, status, sql_sha256, "
+        "error, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [RUN_ID, m.name, m.kind, srun.started, srun.finished, srun.wall_s, run.rows, run.status,
-         m.sha256, srun.error],
+         sha, srun.error, run.mode],
     )
 
 

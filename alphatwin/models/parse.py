@@ -36,6 +36,7 @@ from alphatwin.errors import ModelError
 __all__ = ["ParsedQuery", "parse_sql", "parse_sql_file", "table_references", "top_comment"]
 
 _DUCKDB_LINE = re.compile(r"\bLINE (\d+):")
+_MATERIALIZED = re.compile(r"materialized:\s*(\S+)", re.IGNORECASE)
 _SQLGLOT_TOKEN = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: \d+, col: \d+.*?>")
 
 
@@ -53,12 +54,16 @@ class ParsedQuery:
         The comment block at the top of the file ('' when there is none).
     sha256
         Hex SHA-256 of the file's text, recorded with every build of the model.
+    materialized
+        ``table`` (default) or ``view``: a ``materialized: view`` line in the top comment makes
+        the model a view (nothing stored; filters of its readers reach its sources).
     """
 
     sql: str
     depends_on: frozenset[str]
     description: str
     sha256: str
+    materialized: str = "table"
 
 
 def parse_sql_file(path: Path, *, table: str | None = None) -> ParsedQuery:
@@ -96,11 +101,23 @@ def parse_sql(text: str, *, path: str = "<sql>", table: str | None = None) -> Pa
     """
     _check_with_duckdb(text, path, table)
     tree = _sqlglot_tree(text, path, table)
+    comment = top_comment(text)
+    materialized = "table"
+    kept: list[str] = []
+    for line in comment.splitlines():
+        match = _MATERIALIZED.fullmatch(line.strip())
+        if match is None:
+            kept.append(line)
+        elif match.group(1).lower() in ("table", "view"):
+            materialized = match.group(1).lower()
+        else:
+            raise ModelError(f"`materialized:` must be table or view, got {match.group(1)!r}", path=path, table=table)
     return ParsedQuery(
         sql=_statement_body(text),
         depends_on=frozenset(table_references(tree, path=path, table=table)),
-        description=top_comment(text),
+        description="\n".join(kept).strip(),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        materialized=materialized,
     )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,7 @@ RESERVED_SCHEMAS = frozenset({"meta", "raw", "quality", "main", "information_sch
 DEFAULT_PYTHON_MODULES = ("alphatwin.transforms",)
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")
 _MARK = "__alphatwin_model__"
+_OPTIONS = "__alphatwin_model_options__"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +73,11 @@ class Model:
     func: Callable[..., Any] | None = None
     inputs: tuple[str, ...] = ()
     line: int | None = None
+    materialized: str = "table"
+    partition_by: str | None = None
+    updater: Callable[..., Any] | None = None
+    wants_settings: bool = False
+    fingerprint: Callable[..., str] | None = None
 
     @property
     def schema(self) -> str:
@@ -81,14 +88,37 @@ class Model:
         return self.name.split(".", 1)[1]
 
 
-def model(func: F) -> F:
+def model(func: F | None = None, *, partition_by: str | None = None,
+          incremental: Callable[..., Any] | None = None,
+          fingerprint: Callable[..., str] | None = None) -> Any:
     """Mark ``func`` as a Python model (see the module docstring for the naming rule).
 
     The name is checked at once, so a badly named model fails at import with its file and line.
+
+    Parameters
+    ----------
+    partition_by
+        A column (``symbol``) the model's output depends on one value at a time: a full build
+        then reads its inputs and runs the function one range of values at a time, appending
+        each result, which bounds memory on large warehouses.
+    incremental
+        ``update(ctx: IncrementalContext) -> Changes``: brings the model's table up to date with
+        what changed in the lake since its last build (see :mod:`alphatwin.models.incremental`).
+        Used by ``build`` unless ``--full-refresh``, when the table exists and the model's code
+        and settings are those of its last build.
+    fingerprint
+        ``fingerprint(settings) -> str``: the part of the settings the model's output depends
+        on; a change forces a full refresh.
+
+    A parameter named ``settings`` (not a table) receives the :class:`~alphatwin.config.Settings`.
     """
-    python_model(func)
-    setattr(func, _MARK, True)
-    return func
+    def mark(f: F) -> F:
+        setattr(f, _OPTIONS, {"partition_by": partition_by, "updater": incremental, "fingerprint": fingerprint})
+        python_model(f)
+        setattr(f, _MARK, True)
+        return f
+
+    return mark(func) if func is not None else mark
 
 
 def _table_of(identifier: str) -> str | None:
@@ -116,7 +146,11 @@ def python_model(func: Callable[..., Any]) -> Model:
                          "(lower case, e.g. features__returns)", path=str(path), line=line)
     _check_schema(name, str(path), line)
     inputs: list[str] = []
+    wants_settings = False
     for param in inspect.signature(func).parameters.values():
+        if param.name == "settings":
+            wants_settings = True
+            continue
         table = _table_of(param.name)
         plain = param.kind in (param.POSITIONAL_OR_KEYWORD, param.POSITIONAL_ONLY, param.KEYWORD_ONLY)
         if table is None or not plain or param.default is not param.empty:
@@ -124,14 +158,18 @@ def python_model(func: Callable[..., Any]) -> Model:
                              "as <schema>__<table> (e.g. clean__bars), without a default", path=str(path),
                              table=name, line=line)
         inputs.append(table)
-    try:
-        source = inspect.getsource(func)
+    options = getattr(func, _OPTIONS, {})
+    try:  # the whole module: a helper it calls changes the model's output as much as the function does
+        module = inspect.getmodule(func)
+        source = inspect.getsource(module) if module is not None else inspect.getsource(func)
     except (OSError, TypeError):
         source = func.__code__.co_code.hex()
     doc = inspect.getdoc(func) or ""
     return Model(name=name, kind="python", depends_on=frozenset(inputs), path=Path(path),
                  description=doc.split("\n\n", 1)[0].strip(), sha256=hashlib.sha256(source.encode()).hexdigest(),
-                 func=func, inputs=tuple(inputs), line=line)
+                 func=func, inputs=tuple(inputs), line=line, partition_by=options.get("partition_by"),
+                 updater=options.get("updater"), wants_settings=wants_settings,
+                 fingerprint=options.get("fingerprint"))
 
 
 def _check_schema(name: str, path: str, line: int | None = None) -> None:
@@ -160,7 +198,8 @@ def sql_models(root: Path) -> list[Model]:
         _check_schema(name, str(path))
         parsed = parse_sql_file(path, table=name)
         out.append(Model(name=name, kind="sql", depends_on=parsed.depends_on, path=path,
-                         description=parsed.description, sha256=parsed.sha256, sql=parsed.sql))
+                         description=parsed.description, sha256=parsed.sha256, sql=parsed.sql,
+                         materialized=parsed.materialized))
     return out
 
 
@@ -263,7 +302,7 @@ def discover(sql_root: Path | None, *, python: Iterable[str | ModuleType | Calla
         On an invalid model, or two models building the same table (naming both files).
     """
     found = sql_models(sql_root) if sql_root is not None else []
-    found += _python_models(DEFAULT_PYTHON_MODULES if python is None else python)
+    found += _python_models(python_modules() if python is None else python)
     models: dict[str, Model] = {}
     for m in found:
         if m.name in models:
@@ -274,6 +313,15 @@ def discover(sql_root: Path | None, *, python: Iterable[str | ModuleType | Calla
                              path=_where(m), table=m.name, line=m.line)
         models[m.name] = m
     return Registry(models)
+
+
+def python_modules() -> tuple[str, ...]:
+    """Where Python models are: ``$ALPHATWIN_PYTHON_MODELS`` (comma-separated module names; empty
+    for none), else :data:`DEFAULT_PYTHON_MODULES`."""
+    value = os.environ.get("ALPHATWIN_PYTHON_MODELS")
+    if value is None:
+        return DEFAULT_PYTHON_MODULES
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def warehouse_relations(con: Any) -> set[str]:

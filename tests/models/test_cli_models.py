@@ -38,6 +38,7 @@ runner = CliRunner()
 def setup(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no alphatwin.toml here: sql/ is ./sql
     monkeypatch.setenv("ALPHATWIN_CONFIG", "")
+    monkeypatch.setenv("ALPHATWIN_PYTHON_MODELS", "")  # only this test's SQL models
     sql = tmp_path / "sql"
     (sql / "clean").mkdir(parents=True)
     (sql / "features").mkdir()
