@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alphatwin.cli.common import emit, state
+from alphatwin.cli.common import emit, progress_rows, state
 from alphatwin.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,13 +35,14 @@ def _check_format(fmt: str) -> None:
 def build_command(
     ctx: typer.Context,
     select: Annotated[list[str] | None, typer.Option("--select", "-s", help="Build only these models: MODEL, MODEL+ (and downstream), +MODEL (and upstream), globs like 'clean.*'. Repeat or separate with commas.", show_default=False)] = None,
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild from scratch (every build is a full refresh for now).")] = False,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild every model from scratch instead of updating incremental models (clean.bars, features.bars) with what changed since their last build.")] = False,
     fmt: Fmt = "table",
     sql_root: SqlRoot = None,
 ) -> None:
     """Build the models (sql/<schema>/<table>.sql and @model Python functions) into the
     warehouse in dependency order; each table is replaced atomically and every model is
-    recorded in meta.model_runs.
+    recorded in meta.model_runs. Incremental models (clean.bars, features.bars) only recompute
+    the symbols touched by ingests since their last build, unless --full-refresh.
 
     Example: alphatwin build --select clean.bars+
     """
@@ -54,21 +55,34 @@ def build_command(
     st.start_logging()
     root = _sql_root(st, sql_root)
 
+    bars: dict[str, Any] = {}  # model -> [progress context, advance, rows shown]
+
+    def chunk(model: str, done: int, total: int) -> None:
+        if model not in bars:
+            cm = progress_rows(f"building {model}", total)
+            bars[model] = [cm, cm.__enter__(), 0]
+        bars[model][1](done - bars[model][2])
+        bars[model][2] = done
+
     def report(run: Any) -> None:
+        if run.model in bars:
+            bars.pop(run.model)[0].__exit__(None, None, None)
         note = f" ({run.error})" if run.error else ""
-        typer.echo(f"{run.model}: {run.status}, {run.rows:,} rows in {run.wall_s:.2f}s{note}", err=True)
+        typer.echo(f"{run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s{note}", err=True)
 
     command = "build" + (f" --select {','.join(select)}" if select else "") + (" --full-refresh" if full_refresh else "")
     result = build(st.paths, select=select or None, full_refresh=full_refresh, sql_root=root, progress=report,
-                   command=command)
+                   command=command, settings=st.settings, chunk_progress=chunk)
     if not result.plan:
         typer.echo(f"no models found (SQL models under {root}, Python models in alphatwin.transforms)", err=True)
         return
     frame = pl.DataFrame(
         {"model": [r.model for r in result.runs], "kind": [r.kind for r in result.runs],
+         "mode": [r.mode for r in result.runs],
          "status": [r.status for r in result.runs], "rows": [r.rows for r in result.runs],
          "wall_s": [round(r.wall_s, 3) for r in result.runs]},
-        schema={"model": pl.String, "kind": pl.String, "status": pl.String, "rows": pl.Int64, "wall_s": pl.Float64},
+        schema={"model": pl.String, "kind": pl.String, "mode": pl.String, "status": pl.String, "rows": pl.Int64,
+                "wall_s": pl.Float64},
     )
     emit(frame, fmt)
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from alphatwin.paths import WarehousePaths
 
-__all__ = ["IncrementalContext", "Changes", "DDL", "source_changes", "record_watermarks", "write_state",
+__all__ = ["IncrementalContext", "Changes", "DDL", "source_changes", "record_watermarks", "write_state", "delete_keys",
+           "forget_state", "append_rows",
            "read_state", "has_watermark"]
 
 DDL = [
@@ -187,3 +188,37 @@ def write_state(con: Any, model: str, frame: Any, *, replace_all: bool) -> None:
         con.execute(f"INSERT INTO meta.model_state SELECT ?, symbol, interval, ts, rows, state FROM {_FRAME}", [model])
     finally:
         con.unregister(_FRAME)
+
+
+def _with_keys(con: Any, keys: Any, statement: str, params: list[Any] | None = None) -> None:
+    con.register("__alphatwin_keys", keys.select("symbol", "interval").to_arrow())
+    try:
+        con.execute(statement, params or [])
+    finally:
+        con.unregister("__alphatwin_keys")
+
+
+def delete_keys(con: Any, table: str, keys: Any) -> None:
+    """Delete every row of ``keys`` (a frame of symbol, interval) from ``table`` (``schema.table``)."""
+    schema, name = table.split(".", 1)
+    _with_keys(con, keys, f'DELETE FROM "{schema}"."{name}" AS t WHERE EXISTS (SELECT 1 FROM __alphatwin_keys AS k '
+               "WHERE k.symbol = t.symbol AND k.interval = t.interval)")
+
+
+def forget_state(con: Any, model: str, keys: Any) -> None:
+    """Drop ``model``'s saved state of ``keys`` (keys left with no rows)."""
+    _with_keys(con, keys, "DELETE FROM meta.model_state AS m WHERE model = ? AND EXISTS (SELECT 1 FROM "
+               "__alphatwin_keys AS k WHERE k.symbol = m.symbol AND k.interval = m.interval)", [model])
+
+
+def append_rows(con: Any, table: str, frame: Any) -> int:
+    """Append ``frame`` (the table's columns, in order) to ``table``; the rows appended."""
+    if frame.height == 0:
+        return 0
+    schema, name = table.split(".", 1)
+    con.register("__alphatwin_rows", frame.to_arrow())
+    try:
+        con.execute(f'INSERT INTO "{schema}"."{name}" SELECT * FROM __alphatwin_rows')
+    finally:
+        con.unregister("__alphatwin_rows")
+    return int(frame.height)

@@ -23,6 +23,7 @@ import datetime as dt
 import fnmatch
 import functools
 import re
+import warnings
 
 import numpy as np
 
@@ -104,9 +105,11 @@ def _all_sessions(name: str) -> np.ndarray:
         import exchange_calendars as xc
 
         check_calendar(name)
-        cal = xc.get_calendar(name, start=max(_FIRST_SESSION, dt.date(1990, 1, 1)).isoformat(),
-                              end=end.isoformat())
-        stamps = cal.sessions.values.astype("datetime64[D]")
+        with warnings.catch_warnings():  # pandas deprecations raised inside exchange_calendars
+            warnings.simplefilter("ignore")
+            cal = xc.get_calendar(name, start=max(_FIRST_SESSION, dt.date(1990, 1, 1)).isoformat(),
+                                  end=end.isoformat())
+            stamps = np.asarray(cal.sessions.to_numpy(), dtype="datetime64[D]")
         out = (stamps - _EPOCH).astype(np.int64)
         # Before the package's first session, fall back to weekdays so old data is still judged.
         first = out[0] if out.size else days[-1] + 1

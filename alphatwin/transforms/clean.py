@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from alphatwin.errors import ModelError
-from alphatwin.models.incremental import Changes, IncrementalContext
+from alphatwin.models.incremental import Changes, IncrementalContext, append_rows, delete_keys, forget_state
 from alphatwin.models.registry import model
 from alphatwin.sources.base import DAILY_INTERVALS, interval_duration
 from alphatwin.transforms import clean_nb
@@ -110,32 +110,15 @@ def update_clean(ctx: IncrementalContext) -> Changes:
         parts.append(out)
         states.append(st)
         done.rebuilt = rebuild.height
-        _delete_keys(con, "clean.bars", rebuild)
+        delete_keys(con, "clean.bars", rebuild)
         gone = rebuild.join(st.select(*_KEY), on=list(_KEY), how="anti")  # every row quarantined now
         if gone.height:
-            con.execute("DELETE FROM meta.model_state AS m WHERE model = 'clean.bars' AND EXISTS "
-                        "(SELECT 1 FROM gone AS g WHERE g.symbol = m.symbol AND g.interval = m.interval)")
+            forget_state(con, "clean.bars", gone)
     for out in parts:
-        if out.height:
-            con.register("__clean_rows", out.to_arrow())
-            try:
-                con.execute("INSERT INTO clean.bars SELECT * FROM __clean_rows")
-            finally:
-                con.unregister("__clean_rows")
-            done.rows += out.height
+        done.rows += append_rows(con, "clean.bars", out)
     if states:
         ctx.save_state(pl.concat(states))
     return done
-
-
-def _delete_keys(con: Any, table: str, keys: pl.DataFrame) -> None:
-    con.register("__keys", keys.select(*_KEY).to_arrow())
-    try:
-        schema, name = table.split(".")
-        con.execute(f'DELETE FROM "{schema}"."{name}" AS t WHERE EXISTS '
-                    "(SELECT 1 FROM __keys AS k WHERE k.symbol = t.symbol AND k.interval = t.interval)")
-    finally:
-        con.unregister("__keys")
 
 
 def _read_latest(con: Any, *, ingests: list[str] | None = None, symbols: list[str] | None = None) -> pl.DataFrame:
