@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test test-all docs bench clean env cli-docs quality-docs
+.PHONY: demo test test-all docs bench clean env cli-docs quality-docs models-docs
 
 env: .venv/.synced
 
@@ -33,6 +33,7 @@ docs: env              ## the documentation site, strict
 bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/ingest.py
 	.venv/bin/python bench/validate.py
+	.venv/bin/python bench/build.py
 
 clean:
 	rm -rf .venv .tools site .pytest_cache
@@ -42,3 +43,6 @@ cli-docs: env          ## regenerate docs/cli.md from the Typer app
 
 quality-docs: env      ## regenerate the rules table in docs/quality.md from expectations/
 	.venv/bin/python docs/gen_quality.py
+
+models-docs: env       ## regenerate the lineage and column lists in docs/models.md
+	.venv/bin/python docs/gen_models.py

@@ -153,7 +153,10 @@ def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
         from alphatwin.transforms.indicators import specs_from_mapping
 
         feats = dict(data["features"])
-        specs_from_mapping(feats)  # validates now, so a bad key fails at load with the file's name
+        try:  # validate now, so a bad key fails at load with the file's name
+            specs_from_mapping(feats)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} [features]: {exc}") from None
         changes["features"] = tuple(sorted(feats.items()))
     if "calendars" in data:
         from alphatwin.transforms.calendars import check_calendar

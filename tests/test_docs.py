@@ -28,6 +28,11 @@ def test_every_doc_page_is_in_the_nav():
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
 
 
+def test_models_page_is_current():
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_models.py"), "--check"], cwd=ROOT)
+    assert out.returncode == 0, "docs/models.md is stale: regenerate with `make models-docs`"
+
+
 def test_quality_rules_table_is_current():
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_quality.py"), "--check"], cwd=ROOT)
     assert out.returncode == 0, "docs/quality.md is stale: regenerate with `make quality-docs`"

@@ -1,0 +1,61 @@
+"""An incremental build leaves exactly the tables a full refresh builds, whatever arrived."""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+
+from alphatwin.lake import catalog
+from alphatwin.paths import WarehousePaths
+from tests.models.market import build_all, load, market, table
+
+TABLES = ("clean.bars", "features.bars")
+
+
+def _modes(result) -> dict[str, str]:
+    return {r.model: r.mode for r in result.runs}
+
+
+def test_incremental_equals_full_refresh(tmp_path):
+    paths = WarehousePaths(tmp_path / "wh")
+    data = market(n_symbols=5, n_bars=260)
+    stamps = data["ts"].unique().sort()
+    load(paths, data.filter(pl.col("ts") <= stamps[199]))
+    assert _modes(build_all(paths)) == {"clean.latest_bars": "view", "clean.bars": "full", "features.bars": "full"}
+    steps = [
+        data.filter((pl.col("ts") > stamps[199]) & (pl.col("ts") <= stamps[202])),          # appends (one a gap)
+        data.filter((pl.col("ts") > stamps[202]) & (pl.col("ts") <= stamps[230])),          # a dividend and a split
+        data.filter((pl.col("symbol") == "SYN00001") & (pl.col("ts") == stamps[100]))      # a restated old bar
+            .with_columns(pl.col("volume") + 1.0),
+        data.filter(pl.col("ts") > stamps[230]),                                           # the rest
+    ]
+    for batch in steps:
+        load(paths, batch)
+        result = build_all(paths)
+        assert _modes(result)["clean.bars"] == "incremental" and _modes(result)["features.bars"] == "incremental"
+    incremental = {t: table(paths, t) for t in TABLES}
+    state = table(paths, "meta.model_state")
+    copy = WarehousePaths(tmp_path / "copy")
+    shutil.copytree(paths.root, copy.root)
+    assert _modes(build_all(copy, full_refresh=True))["features.bars"] == "full"
+    for name in TABLES:
+        full = table(copy, name)
+        assert full.height == incremental[name].height > 0
+        assert full.equals(incremental[name]), name
+    assert table(copy, "meta.model_state").equals(state)
+    assert incremental["clean.bars"]["is_imputed"].sum() > 0
+    assert incremental["clean.bars"].filter(pl.col("split_ratio") != 1).height == 2
+
+
+def test_a_new_symbol_and_a_code_change_rebuild(tmp_path):
+    paths = WarehousePaths(tmp_path / "wh")
+    data = market(n_symbols=3, n_bars=120)
+    load(paths, data.filter(pl.col("symbol") != "SYN00003"))
+    build_all(paths)
+    load(paths, data.filter(pl.col("symbol") == "SYN00003"))
+    assert _modes(build_all(paths))["features.bars"] == "incremental"
+    assert sorted(table(paths, "features.bars")["symbol"].unique()) == ["SYN00001", "SYN00002", "SYN00003"]
+    with catalog.connect(paths) as con:
+        con.execute("UPDATE meta.model_runs SET sql_sha256 = 'old' WHERE model = 'features.bars'")
+    assert _modes(build_all(paths))["features.bars"] == "full"  # its code is not the code of the last build
