@@ -5,6 +5,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 export NO_MKDOCS_2_WARNING := 1
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: demo test test-all docs bench clean env cli-docs quality-docs models-docs
 

@@ -130,19 +130,17 @@ def part_indicators(root: str) -> dict[str, float]:
 def part_read(root: str, symbols: int) -> dict[str, float]:
     from alphatwin.lake import catalog
     from alphatwin.paths import WarehousePaths
-    from alphatwin.sources.synthetic import _symbol_name
-
-    symbol = _symbol_name(max(1, symbols // 2))
+    symbol = f"SYN{max(1, symbols // 2):05d}"
     timings: dict[str, list[float]] = {"features": [], "raw": []}
     with catalog.connect(WarehousePaths(Path(root)), read_only=True) as con:
         for _ in range(3):  # warm the caches
             con.execute("SELECT * FROM features.bars WHERE symbol = ?", [symbol]).fetchall()
         for _ in range(21):
             t0 = time.perf_counter()
-            rows = con.execute("SELECT * FROM features.bars WHERE symbol = ? ORDER BY ts", [symbol]).fetch_arrow_table()
+            rows = con.execute("SELECT * FROM features.bars WHERE symbol = ? ORDER BY ts", [symbol]).to_arrow_table()
             timings["features"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            con.execute("SELECT * FROM raw.bars WHERE symbol = ? ORDER BY ts", [symbol]).fetch_arrow_table()
+            con.execute("SELECT * FROM raw.bars WHERE symbol = ? ORDER BY ts", [symbol]).to_arrow_table()
             timings["raw"].append(time.perf_counter() - t0)
     return {"rows": rows.num_rows, "columns": rows.num_columns,
             "features_ms": statistics.median(timings["features"]) * 1000,
@@ -150,8 +148,9 @@ def part_read(root: str, symbols: int) -> dict[str, float]:
 
 
 def _run(part: str, *args: object) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--part", part, *map(str, args)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, "--part", part, *map(str, args)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"part {part} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -265,17 +266,25 @@ class _Job:
         return int(done.rows)
 
     def _python(self, m: Model, srun: StageRun) -> int:
-        """Run a Python model (one partition range at a time when it has ``partition_by``)."""
+        """Run a Python model; with ``partition_by``, one range of values at a time.
+
+        Ranges are pipelined: a worker thread reads and computes range k+1 (through its own
+        cursor: the inputs are committed tables) while this thread writes range k into the
+        model's transaction. Polars, numba and DuckDB release the GIL, so both cores work.
+        """
         import polars as pl
 
         assert m.func is not None, "a Python model carries its function"
         con = self.con
         ranges = _ranges(con, m) if m.partition_by else [None]
         total_rows = sum(r[2] for r in ranges if r is not None)
-        written, done, states, first = 0, 0, [], True
-        for rng in ranges:
-            inputs = [_read(con, t, m.partition_by, rng) for t in m.inputs]
-            srun.rows_in += sum(f.height for f in inputs)
+        written, done, states = 0, 0, []
+        cursor = con.cursor()
+        cursor.execute(f"USE {catalog.ALIAS}")
+        cursor.execute("SET TimeZone = 'UTC'")
+
+        def produce(rng: tuple[Any, Any, int] | None) -> tuple[Any, Any, int]:
+            inputs = [_read(cursor, t, m.partition_by, rng, m.order_by) for t in m.inputs]
             kwargs = {"settings": self.settings} if m.wants_settings else {}
             out = m.func(*(f.lazy() for f in inputs), **kwargs)
             frame, state = out if isinstance(out, tuple) else (out, None)
@@ -284,15 +293,27 @@ class _Job:
             if not isinstance(frame, pl.DataFrame):
                 raise ModelError(f"Python model {m.name} must return a Polars LazyFrame or DataFrame, "
                                  f"got {type(frame).__name__}", path=str(m.path), table=m.name, line=m.line)
-            _write(con, m, frame, replace=first)
-            first = False
-            written += frame.height
-            if state is not None:
-                states.append(state)
-            if rng is not None:
-                done += rng[2]
-                if self.chunk_progress is not None:
-                    self.chunk_progress(m.name, done, total_rows)
+            return frame, state, sum(f.height for f in inputs)
+
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"build-{m.name}") as pool:
+                pending = pool.submit(produce, ranges[0])
+                for i, rng in enumerate(ranges):
+                    frame, state, rows_in = pending.result()
+                    if i + 1 < len(ranges):
+                        pending = pool.submit(produce, ranges[i + 1])
+                    srun.rows_in += rows_in
+                    _write(con, m, frame, replace=i == 0)
+                    written += frame.height
+                    del frame
+                    if state is not None:
+                        states.append(state)
+                    if rng is not None:
+                        done += rng[2]
+                        if self.chunk_progress is not None:
+                            self.chunk_progress(m.name, done, total_rows)
+        finally:
+            cursor.close()
         if m.updater is not None:
             incremental.write_state(con, m.name, pl.concat(states) if states else None, replace_all=True)
             incremental.record_watermarks(con, m.name, full=True)
@@ -323,11 +344,13 @@ def _ranges(con: Any, m: Model) -> list[tuple[Any, Any, int]]:
     return ranges or [None]  # type: ignore[list-item]
 
 
-def _read(con: Any, table: str, column: str | None, rng: tuple[Any, Any, int] | None) -> Any:
+def _read(con: Any, table: str, column: str | None, rng: tuple[Any, Any, int] | None,
+          order_by: tuple[str, ...] = ()) -> Any:
     """One input of a Python model as a Polars frame (only the partition range when given)."""
+    order = f" ORDER BY {', '.join(f'{chr(34)}{c}{chr(34)} NULLS FIRST' for c in order_by)}" if order_by else ""
     if rng is None or column is None:
-        return con.sql(f"SELECT * FROM {_quoted(table)}").pl()
-    return con.sql(f'SELECT * FROM {_quoted(table)} WHERE "{column}" BETWEEN ? AND ?',
+        return con.sql(f"SELECT * FROM {_quoted(table)}{order}").pl()
+    return con.sql(f'SELECT * FROM {_quoted(table)} WHERE "{column}" BETWEEN ? AND ?{order}',
                    params=[rng[0], rng[1]]).pl()
 
 

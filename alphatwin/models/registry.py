@@ -75,6 +75,7 @@ class Model:
     line: int | None = None
     materialized: str = "table"
     partition_by: str | None = None
+    order_by: tuple[str, ...] = ()
     updater: Callable[..., Any] | None = None
     wants_settings: bool = False
     fingerprint: Callable[..., str] | None = None
@@ -88,7 +89,7 @@ class Model:
         return self.name.split(".", 1)[1]
 
 
-def model(func: F | None = None, *, partition_by: str | None = None,
+def model(func: F | None = None, *, partition_by: str | None = None, order_by: tuple[str, ...] = (),
           incremental: Callable[..., Any] | None = None,
           fingerprint: Callable[..., str] | None = None) -> Any:
     """Mark ``func`` as a Python model (see the module docstring for the naming rule).
@@ -101,6 +102,8 @@ def model(func: F | None = None, *, partition_by: str | None = None,
         A column (``symbol``) the model's output depends on one value at a time: a full build
         then reads its inputs and runs the function one range of values at a time, appending
         each result, which bounds memory on large warehouses.
+    order_by
+        Columns the inputs are read sorted by (DuckDB sorts them, faster than Polars would).
     incremental
         ``update(ctx: IncrementalContext) -> Changes``: brings the model's table up to date with
         what changed in the lake since its last build (see :mod:`alphatwin.models.incremental`).
@@ -113,7 +116,8 @@ def model(func: F | None = None, *, partition_by: str | None = None,
     A parameter named ``settings`` (not a table) receives the :class:`~alphatwin.config.Settings`.
     """
     def mark(f: F) -> F:
-        setattr(f, _OPTIONS, {"partition_by": partition_by, "updater": incremental, "fingerprint": fingerprint})
+        setattr(f, _OPTIONS, {"partition_by": partition_by, "order_by": tuple(order_by), "updater": incremental,
+                              "fingerprint": fingerprint})
         python_model(f)
         setattr(f, _MARK, True)
         return f
@@ -168,6 +172,7 @@ def python_model(func: Callable[..., Any]) -> Model:
     return Model(name=name, kind="python", depends_on=frozenset(inputs), path=Path(path),
                  description=doc.split("\n\n", 1)[0].strip(), sha256=hashlib.sha256(source.encode()).hexdigest(),
                  func=func, inputs=tuple(inputs), line=line, partition_by=options.get("partition_by"),
+                 order_by=options.get("order_by", ()),
                  updater=options.get("updater"), wants_settings=wants_settings,
                  fingerprint=options.get("fingerprint"))
 

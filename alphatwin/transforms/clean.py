@@ -35,6 +35,7 @@ from alphatwin.models.registry import model
 from alphatwin.sources.base import DAILY_INTERVALS, interval_duration
 from alphatwin.transforms import clean_nb
 from alphatwin.transforms.calendars import calendar_for, sessions
+from alphatwin.transforms.keys import segment_starts, sorted_by
 
 __all__ = ["clean__bars", "clean_frame", "update_clean", "COLUMNS", "SPLIT_ADJUSTED_SOURCES"]
 
@@ -143,7 +144,8 @@ def _source_of(code: float) -> str | None:
     return _SOURCES[i] if 0 <= i < len(_SOURCES) else None
 
 
-@model(partition_by="symbol", incremental=update_clean, fingerprint=_fingerprint)
+@model(partition_by="symbol", order_by=("symbol", "interval", "ts", "committed"), incremental=update_clean,
+       fingerprint=_fingerprint)
 def clean__bars(clean__latest_bars: pl.LazyFrame, settings: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One row per (symbol, interval, ts): the latest accepted bar, missing sessions filled, split-
     and dividend-adjusted, halts and outliers flagged.
@@ -171,14 +173,12 @@ def clean_frame(rows: pl.DataFrame, calendars: tuple[tuple[str, str], ...] = (),
     rows = rows.select(*_INPUT).cast(_INPUT).with_columns(pl.lit(False).alias("_context"))
     if context is not None and context.height:
         rows = pl.concat([context.select(*_INPUT).cast(_INPUT).with_columns(pl.lit(True).alias("_context")), rows])
-    rows = rows.sort("symbol", "interval", "ts", "committed", nulls_last=False)
+    rows = sorted_by(rows, "symbol", "interval", "ts", "committed")
     last = (pl.col("symbol") != pl.col("symbol").shift(-1)) | (pl.col("interval") != pl.col("interval").shift(-1)) \
         | (pl.col("ts") != pl.col("ts").shift(-1))
     rows = rows.filter(last.fill_null(True))  # the latest committed row of each key
     n = rows.height
-    new_key = ((pl.col("symbol") != pl.col("symbol").shift(1)) | (pl.col("interval") != pl.col("interval").shift(1)))
-    flags = rows.select(new_key.fill_null(True)).to_series().to_numpy()
-    starts = np.append(np.flatnonzero(flags), n).astype(np.int64)
+    starts = segment_starts(rows, *_KEY)
     ts = rows.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64)
     seg_rows = rows[starts[:-1].tolist()] if n else rows
     mode, step, seg_cal, cal_names, cal_days, cal_off = _calendars(rows, starts, ts, seg_rows, calendars)
@@ -199,8 +199,7 @@ def clean_frame(rows: pl.DataFrame, calendars: tuple[tuple[str, str], ...] = (),
         pl.when("is_imputed").then(False).otherwise(pl.col("is_outlier")).alias("is_outlier"),
         (pl.col("_context") & ~pl.col("is_imputed")).alias("_context"),
     )
-    out_flags = out.select(new_key.fill_null(True)).to_series().to_numpy() if out.height else np.zeros(0, bool)
-    out_starts = np.append(np.flatnonzero(out_flags), out.height).astype(np.int64)
+    out_starts = segment_starts(out, *_KEY)
     applies = out.select(pl.col("source").is_in(list(SPLIT_ADJUSTED_SOURCES)).not_().fill_null(True)).to_series().to_numpy()
     pf, vf, B, Bv = clean_nb.factors_nb(out.get_column("close").to_numpy(), out.get_column("dividend").to_numpy(),
                                         out.get_column("split_ratio").to_numpy(), applies, out_starts)

@@ -26,6 +26,7 @@ import polars as pl
 from alphatwin.models.incremental import Changes, IncrementalContext, append_rows, delete_keys, forget_state
 from alphatwin.models.registry import model
 from alphatwin.transforms import indicators, indicators_nb
+from alphatwin.transforms.keys import segment_starts, sorted_by
 
 __all__ = ["features__bars", "features_frame", "update_features", "specs_of", "BAR_COLUMNS"]
 
@@ -47,7 +48,8 @@ def _fingerprint(settings: Any) -> str:
     return hashlib.sha256(f"{specs_of(settings)!r}\n{code}".encode()).hexdigest()
 
 
-@model(partition_by="symbol", incremental=lambda ctx: update_features(ctx), fingerprint=_fingerprint)
+@model(partition_by="symbol", order_by=("symbol", "interval", "ts"), incremental=lambda ctx: update_features(ctx),
+       fingerprint=_fingerprint)
 def features__bars(clean__bars: pl.LazyFrame, settings: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One row per (symbol, interval, ts): the bar as traded and every feature, indicator and
     normalized column (``<name>_<params>``), point-in-time.
@@ -71,11 +73,9 @@ def features_frame(bars: pl.DataFrame, specs: list[Any], *, context: pl.DataFram
         ``features`` sorted by (symbol, interval, ts); ``state`` per key (symbol, interval, ts,
         rows, state = [ts of the first context row of the next update, *kernel state]).
     """
-    bars = bars.select(*_READ).sort(*_KEY, "ts")
+    bars = sorted_by(bars.select(*_READ), *_KEY, "ts")
     n = bars.height
-    first = bars.select(((pl.col("symbol") != pl.col("symbol").shift(1))
-                         | (pl.col("interval") != pl.col("interval").shift(1))).fill_null(True)).to_series().to_numpy()
-    starts = np.append(np.flatnonzero(first), n).astype(np.int64)
+    starts = segment_starts(bars, *_KEY)
     keys = bars.select(*_KEY).gather(starts[:-1].tolist()) if n else bars.select(*_KEY)
     cols = {c: np.ascontiguousarray(bars.get_column(c).to_numpy(), dtype=np.float64)
             for c in ("open", "high", "low", "close", "volume")}

@@ -5,18 +5,26 @@ Rows are sorted by (symbol, ts), one segment per symbol; ``starts`` holds the se
 of a corporate action effective at row ``i`` (a price / volume of a row before ``i`` times
 ``pf[i]`` / ``vf[i]`` is comparable with row ``i``; 1.0 on rows without an event).
 
-Every output at row ``t`` is computed from rows ``<= t`` only, in row ``t``'s own basis:
+Every output at row ``t`` is computed from rows ``<= t`` only, in row ``t``'s own basis. A past
+value ``x[i]`` in that basis is ``x[i]`` multiplied by the factor of each event in ``(i, t]``,
+one after the other in time order (a factor of 1.0 is an exact no-op), so it depends on the
+rows ``i..t`` alone:
 
-* A window indicator is a fixed sequence of operations on its window's values in row ``t``'s
-  basis, so it depends on the window alone and a continuation given the window as context
-  reproduces it bit for bit. Sums run in one fixed order (first value, then += each next one;
-  means and variances are shifted by the window's first value, which makes them exact on a
-  flat window). Rows whose window holds no event read the raw values, and are computed many
-  rows at a time (``_v_*``: the same order per row, vectorized across rows); a row whose window
-  holds an event (``lev[t] > t-n+1``) is recomputed alone (``_r_*``) on a copy of its window
-  rescaled to row ``t`` by :func:`_gather` (``x[i] * pf[t] * ... * pf[i+1]``, newest first).
-* Recursive states (EMA, Wilder averages, OBV) are carried in the previous row's basis and
-  multiplied by ``pf[t]`` (``vf[t]`` for OBV) before row ``t`` updates them. Their warm-up seeds
+* **Epochs.** A segment is cut at every event row into epochs, inside which all rows share a
+  basis. :func:`_epoch_series` lays a series out epoch by epoch, each epoch's rows preceded by
+  the ``P`` values before it rescaled to its basis (the previous epoch's last ``P`` values times
+  the event's factor). Every row's window is then a contiguous run of that copy, whichever
+  events it spans; row ``t`` of epoch ``k`` sits at position ``t - xo`` with
+  ``xo = a - (k + 1) * P``.
+* **Window indicators** are a fixed sequence of operations on the window's values, so they
+  depend on the window alone: a continuation given the window as context reproduces them bit
+  for bit. Sums run in one fixed order (the first value, then ``+=`` each next one; means and
+  variances are shifted by the window's first value, which makes them exact on a flat
+  window), vectorized across rows (``_v_*``: for each window offset, one pass over a block of
+  rows). The robust z-score slides a sorted window, multiplied by the factor at an epoch start
+  (a positive factor keeps the order).
+* **Recursive states** (EMA, Wilder averages, OBV) are carried in the previous row's basis and
+  multiplied by ``pf[t]`` (``vf[t]`` for OBV) before row ``t`` updates them; their warm-up seeds
   are sums carried the same way (``s = s * pf[t] + x[t]``).
 
 No fast-math: vector and scalar code give the same IEEE results, whichever rows a vector loop
@@ -48,73 +56,50 @@ _FOUR_LN2 = 4.0 * math.log(2.0)
 _STOCH_EPS = 1e-14  # TA-Lib's TA_EPSILON, relative to |HH| + |LL| (its TA_IS_ZERO_SCALED)
 
 
-# --------------------------------------------------------------------------- one window (scalar)
+# --------------------------------------------------------------------------- epochs
 
 
 @njit(cache=True)
-def _gather(x, xlo, f, lo, n, buf):
-    """``buf[:n]`` = ``x[xlo:xlo+n]`` (rows lo..lo+n-1) in the basis of row lo+n-1."""
-    c = 1.0
-    for j in range(n - 1, -1, -1):
-        buf[j] = x[xlo + j] * c
-        c *= f[lo + j]
+def _epochs(pf, vf, a, b):
+    """Epoch starts of rows [a, b): ``a``, then every row with an event; ``b`` appended."""
+    count = 1
+    for t in range(a + 1, b):
+        count += pf[t] != 1.0 or vf[t] != 1.0
+    ev = np.empty(count + 1, np.int64)
+    ev[0] = a
+    k = 1
+    for t in range(a + 1, b):
+        if pf[t] != 1.0 or vf[t] != 1.0:
+            ev[k] = t
+            k += 1
+    ev[count] = b
+    return ev
 
 
 @njit(cache=True)
-def _r_sum(w, lo, n):
-    s = w[lo]
-    for j in range(1, n):
-        s += w[lo + j]
-    return s
+def _epoch_series(x, xa, f, ev, p):
+    """``x`` (row ``t`` at ``x[t - xa]``) epoch by epoch, each epoch after ``p`` rescaled values."""
+    n_ep = ev.size - 1
+    a = ev[0]
+    y = np.empty(ev[n_ep] - a + n_ep * p)
+    y[:p] = 0.0  # nothing before the segment: never read
+    w = p
+    for k in range(n_ep):
+        e, e2 = ev[k], ev[k + 1]
+        if k > 0:
+            fk = f[e]
+            for j in range(p):
+                y[w + j] = y[w - p + j] * fk
+            w += p
+        y[w:w + e2 - e] = x[e - xa:e2 - xa]
+        w += e2 - e
+    return y
 
 
 @njit(cache=True)
-def _r_mean(w, lo, n):
-    s = 0.0
-    for j in range(1, n):
-        s += w[lo + j] - w[lo]
-    return w[lo] + s / n
-
-
-@njit(cache=True)
-def _r_ssd(w, lo, n, m):
-    s = 0.0
-    for j in range(n):
-        d = w[lo + j] - m
-        s += d * d
-    return s
-
-
-@njit(cache=True)
-def _r_wsum(w, lo, n):
-    s = 0.0
-    for j in range(n):
-        s += (j + 1.0) * w[lo + j]
-    return s
-
-
-@njit(cache=True)
-def _r_dot(w, wo, v, vo, n):
-    s = 0.0
-    for j in range(n):
-        s += w[wo + j] * v[vo + j]
-    return s
-
-
-@njit(cache=True)
-def _r_min(w, lo, n):
-    s = w[lo]
-    for j in range(1, n):
-        s = w[lo + j] if w[lo + j] < s else s
-    return s
-
-
-@njit(cache=True)
-def _r_max(w, lo, n):
-    s = w[lo]
-    for j in range(1, n):
-        s = w[lo + j] if w[lo + j] > s else s
-    return s
+def _span(ev, k, start, b, a, p):
+    """Rows of epoch ``k`` from ``start`` on, and the offset ``xo`` of their epoch series."""
+    return max(start, ev[k]), min(b, ev[k + 1]), a - (k + 1) * p
 
 
 # --------------------------------------------------------------------------- many windows (vector)
@@ -125,11 +110,20 @@ def _r_max(w, lo, n):
 def _v_sum(x, xo, n, o, oo, t1, t2):
     for tb in range(t1, t2, _TILE):
         te = min(tb + _TILE, t2)
+        w = te - tb
         ob = o[tb - oo:te - oo]
-        ob[:] = x[tb - n + 1 - xo:te - n + 1 - xo]
-        for j in range(1, n):
-            xj = x[tb - n + 1 + j - xo:te - n + 1 + j - xo]
-            for k in range(te - tb):
+        lo = tb - n + 1 - xo
+        ob[:] = x[lo:lo + w]
+        j = 1
+        while j + 3 < n:  # four window offsets per pass over the block, added in order
+            x1, x2, x3, x4 = x[lo + j:lo + j + w], x[lo + j + 1:lo + j + 1 + w], x[lo + j + 2:lo + j + 2 + w], \
+                x[lo + j + 3:lo + j + 3 + w]
+            for k in range(w):
+                ob[k] = (((ob[k] + x1[k]) + x2[k]) + x3[k]) + x4[k]
+            j += 4
+        for j in range(j, n):
+            xj = x[lo + j:lo + j + w]
+            for k in range(w):
                 ob[k] += xj[k]
 
 
@@ -137,70 +131,114 @@ def _v_sum(x, xo, n, o, oo, t1, t2):
 def _v_mean(x, xo, n, o, oo, t1, t2):
     for tb in range(t1, t2, _TILE):
         te = min(tb + _TILE, t2)
+        w = te - tb
         ob = o[tb - oo:te - oo]
-        x0 = x[tb - n + 1 - xo:te - n + 1 - xo]
+        lo = tb - n + 1 - xo
+        x0 = x[lo:lo + w]
         ob[:] = 0.0
-        for j in range(1, n):
-            xj = x[tb - n + 1 + j - xo:te - n + 1 + j - xo]
-            for k in range(te - tb):
+        j = 1
+        while j + 3 < n:
+            x1, x2, x3, x4 = x[lo + j:lo + j + w], x[lo + j + 1:lo + j + 1 + w], x[lo + j + 2:lo + j + 2 + w], \
+                x[lo + j + 3:lo + j + 3 + w]
+            for k in range(w):
+                c = x0[k]
+                ob[k] = (((ob[k] + (x1[k] - c)) + (x2[k] - c)) + (x3[k] - c)) + (x4[k] - c)
+            j += 4
+        for j in range(j, n):
+            xj = x[lo + j:lo + j + w]
+            for k in range(w):
                 ob[k] += xj[k] - x0[k]
-        for k in range(te - tb):
+        for k in range(w):
             ob[k] = x0[k] + ob[k] / n
 
 
 @njit(cache=True)
 def _v_ssd(x, xo, n, m, mo, o, oo, t1, t2):
+    """Sum of squared deviations from ``m[t - mo]`` (the second pass of a two-pass variance)."""
     for tb in range(t1, t2, _TILE):
         te = min(tb + _TILE, t2)
+        w = te - tb
         ob = o[tb - oo:te - oo]
         mb = m[tb - mo:te - mo]
+        lo = tb - n + 1 - xo
         ob[:] = 0.0
-        for j in range(n):
-            xj = x[tb - n + 1 + j - xo:te - n + 1 + j - xo]
-            for k in range(te - tb):
+        j = 0
+        while j + 3 < n:
+            x1, x2, x3, x4 = x[lo + j:lo + j + w], x[lo + j + 1:lo + j + 1 + w], x[lo + j + 2:lo + j + 2 + w], \
+                x[lo + j + 3:lo + j + 3 + w]
+            for k in range(w):
+                c = mb[k]
+                d1, d2, d3, d4 = x1[k] - c, x2[k] - c, x3[k] - c, x4[k] - c
+                ob[k] = (((ob[k] + d1 * d1) + d2 * d2) + d3 * d3) + d4 * d4
+            j += 4
+        for j in range(j, n):
+            xj = x[lo + j:lo + j + w]
+            for k in range(w):
                 d = xj[k] - mb[k]
                 ob[k] += d * d
 
 
 @njit(cache=True)
 def _v_wsum(x, xo, n, o, oo, t1, t2):
+    """``sum((j + 1) * x[...])``: the WMA numerator, latest row heaviest."""
     for tb in range(t1, t2, _TILE):
         te = min(tb + _TILE, t2)
+        w = te - tb
         ob = o[tb - oo:te - oo]
+        lo = tb - n + 1 - xo
         ob[:] = 0.0
-        for j in range(n):
-            xj = x[tb - n + 1 + j - xo:te - n + 1 + j - xo]
+        j = 0
+        while j + 3 < n:
+            x1, x2, x3, x4 = x[lo + j:lo + j + w], x[lo + j + 1:lo + j + 1 + w], x[lo + j + 2:lo + j + 2 + w], \
+                x[lo + j + 3:lo + j + 3 + w]
+            w1, w2, w3, w4 = j + 1.0, j + 2.0, j + 3.0, j + 4.0
+            for k in range(w):
+                ob[k] = (((ob[k] + w1 * x1[k]) + w2 * x2[k]) + w3 * x3[k]) + w4 * x4[k]
+            j += 4
+        for j in range(j, n):
+            xj = x[lo + j:lo + j + w]
             wj = j + 1.0
-            for k in range(te - tb):
+            for k in range(w):
                 ob[k] += wj * xj[k]
 
 
 @njit(cache=True)
-def _v_dot(x, xo, y, yo, n, o, oo, t1, t2):
+def _v_dot(x, y, xo, n, o, oo, t1, t2):
     for tb in range(t1, t2, _TILE):
         te = min(tb + _TILE, t2)
+        w = te - tb
         ob = o[tb - oo:te - oo]
+        lo = tb - n + 1 - xo
         ob[:] = 0.0
-        for j in range(n):
-            xj = x[tb - n + 1 + j - xo:te - n + 1 + j - xo]
-            yj = y[tb - n + 1 + j - yo:te - n + 1 + j - yo]
-            for k in range(te - tb):
+        j = 0
+        while j + 1 < n:
+            x1, x2 = x[lo + j:lo + j + w], x[lo + j + 1:lo + j + 1 + w]
+            y1, y2 = y[lo + j:lo + j + w], y[lo + j + 1:lo + j + 1 + w]
+            for k in range(w):
+                ob[k] = (ob[k] + x1[k] * y1[k]) + x2[k] * y2[k]
+            j += 2
+        for j in range(j, n):
+            xj, yj = x[lo + j:lo + j + w], y[lo + j:lo + j + w]
+            for k in range(w):
                 ob[k] += xj[k] * yj[k]
 
 
 @njit(cache=True)
 def _v_extreme(x, xo, n, o, oo, t1, t2, want_max):
+    """Window minimum or maximum (exact whatever the order of the comparisons)."""
     for tb in range(t1, t2, _TILE):
         te = min(tb + _TILE, t2)
+        w = te - tb
         ob = o[tb - oo:te - oo]
-        ob[:] = x[tb - n + 1 - xo:te - n + 1 - xo]
+        lo = tb - n + 1 - xo
+        ob[:] = x[lo:lo + w]
         for j in range(1, n):
-            xj = x[tb - n + 1 + j - xo:te - n + 1 + j - xo]
+            xj = x[lo + j:lo + j + w]
             if want_max:
-                for k in range(te - tb):
+                for k in range(w):
                     ob[k] = xj[k] if xj[k] > ob[k] else ob[k]
             else:
-                for k in range(te - tb):
+                for k in range(w):
                     ob[k] = xj[k] if xj[k] < ob[k] else ob[k]
 
 
@@ -216,19 +254,9 @@ def _nan(o, a, e):
         o[t] = _NAN
 
 
-@njit(cache=True)
-def _last_events(f, a, b, lev):
-    """``lev[t-a]`` = the last row ``i`` in ``[a, t]`` with ``f[i] != 1`` (``a`` if none)."""
-    last = a
-    for t in range(a, b):
-        if f[t] != 1.0:
-            last = t
-        lev[t - a] = last
-
-
 # --------------------------------------------------------------------------- window indicators
-# Arguments: segment rows [a, b), first output row t0; ``lev``/``levv``: see _last_events;
-# ``s1``, ``s2``: segment-relative scratch; ``buf``, ``buf2``: one-window scratch.
+# Arguments: segment rows [a, b), first output row t0, epochs ``ev`` and prefix length ``p``;
+# ``y*``: epoch series (see _epoch_series); ``s1``, ``s2``: segment-relative scratch.
 
 
 @njit(cache=True)
@@ -262,110 +290,115 @@ def _parkinson(u, a, b, t0, n, o):
 
 
 @njit(cache=True)
-def _vwap(tp, volume, pf, vf, lev, levv, a, b, t0, n, s1, buf, buf2, o):
-    """Volume-weighted typical price; ``tp`` (segment-relative) is as traded."""
+def _vwap(ytp, yv, ev, p, a, b, t0, n, s1, o):
+    """Volume-weighted typical price (as-of typical prices and volumes)."""
     start = _first(t0, a + n - 1, b)
     _nan(o, a, start)
-    _v_sum(volume, 0, n, s1, a, start, b)
-    _v_dot(tp, a, volume, 0, n, o, 0, start, b)
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, start, b, a, p)
+        _v_sum(yv, xo, n, s1, a, r1, r2)
+        _v_dot(ytp, yv, xo, n, o, 0, r1, r2)
     for t in range(start, b):
-        lo = t - n + 1
-        if lev[t - a] > lo or levv[t - a] > lo:
-            _gather(tp, lo - a, pf, lo, n, buf)
-            _gather(volume, lo, vf, lo, n, buf2)
-            s1[t - a] = _r_sum(buf2, 0, n)
-            o[t] = _r_dot(buf, 0, buf2, 0, n)
         o[t] = o[t] / s1[t - a] if s1[t - a] != 0.0 else _NAN
 
 
 @njit(cache=True)
-def _vroc(volume, vf, levv, a, b, t0, n, o):
+def _vroc(volume, yv, ev, p, a, b, t0, n, o):
     """ROC of volume against the as-of volume n rows back; NaN where that base is 0."""
     start = _first(t0, a + n, b)
     _nan(o, a, start)
-    for t in range(start, b):
-        base = volume[t - n]
-        if levv[t - a] > t - n:
-            c = 1.0
-            for i in range(t, t - n, -1):
-                c *= vf[i]
-            base = base * c
-        o[t] = (volume[t] / base - 1.0) * 100.0 if base != 0.0 else _NAN
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, start, b, a, p)
+        for t in range(r1, r2):
+            base = yv[t - n - xo]
+            o[t] = (volume[t] / base - 1.0) * 100.0 if base != 0.0 else _NAN
 
 
 @njit(cache=True)
-def _sma(x, f, lev, a, b, t0, n, buf, o):
+def _wma(y, ev, p, a, b, t0, n, o):
     start = _first(t0, a + n - 1, b)
     _nan(o, a, start)
-    _v_mean(x, 0, n, o, 0, start, b)
-    for t in range(start, b):
-        if lev[t - a] > t - n + 1:
-            _gather(x, t - n + 1, f, t - n + 1, n, buf)
-            o[t] = _r_mean(buf, 0, n)
-
-
-@njit(cache=True)
-def _wma(x, f, lev, a, b, t0, n, buf, o):
-    start = _first(t0, a + n - 1, b)
-    _nan(o, a, start)
-    _v_wsum(x, 0, n, o, 0, start, b)
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, start, b, a, p)
+        _v_wsum(y, xo, n, o, 0, r1, r2)
     div = n * (n + 1) // 2
     for t in range(start, b):
-        if lev[t - a] > t - n + 1:
-            _gather(x, t - n + 1, f, t - n + 1, n, buf)
-            o[t] = _r_wsum(buf, 0, n)
         o[t] /= div
 
 
 @njit(cache=True)
-def _mean_ssd(x, f, lev, a, b, start, n, m, mo, ssd, buf):
-    """Shifted mean and sum of squared deviations of every as-of window ending in [start, b)."""
-    _v_mean(x, 0, n, m, mo, start, b)
-    _v_ssd(x, 0, n, m, mo, ssd, a, start, b)
-    for t in range(start, b):
-        if lev[t - a] > t - n + 1:
-            _gather(x, t - n + 1, f, t - n + 1, n, buf)
-            m[t - mo] = _r_mean(buf, 0, n)
-            ssd[t - a] = _r_ssd(buf, 0, n, m[t - mo])
+def _mean_ssd(y, ev, p, a, b, start, n, m, ssd, with_mean, with_ssd):
+    """Shifted mean and sum of squared deviations of the as-of windows (segment-relative)."""
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, start, b, a, p)
+        if with_mean:
+            _v_mean(y, xo, n, m, a, r1, r2)
+        if with_ssd:
+            _v_ssd(y, xo, n, m, a, ssd, a, r1, r2)
 
 
 @njit(cache=True)
-def _bbands(x, f, lev, a, b, t0, n, nbdev, s1, buf, o_up, o_mid, o_lo):
+def _close_stats(yc, ev, p, a, b, t0, n, cm, cs, with_ssd, have_n, have_ssd):
+    """Mean (and SSD) of the close windows of length ``n``, kept for the next spec that needs them.
+
+    SMA, Bollinger bands and the close z-score of one length share them (so the SMA and the
+    middle band are the same numbers). Returns what ``cm`` / ``cs`` now hold.
+    """
+    start = _first(t0, a + n - 1, b)
+    if have_n != n:
+        _mean_ssd(yc, ev, p, a, b, start, n, cm, cs, True, with_ssd)
+        return n, with_ssd
+    if with_ssd and not have_ssd:
+        _mean_ssd(yc, ev, p, a, b, start, n, cm, cs, False, True)
+    return n, have_ssd or with_ssd
+
+
+@njit(cache=True)
+def _sma(cm, a, b, t0, n, o):
+    start = _first(t0, a + n - 1, b)
+    _nan(o, a, start)
+    o[start:b] = cm[start - a:b - a]
+
+
+@njit(cache=True)
+def _bbands(cm, cs, a, b, t0, n, nbdev, o_up, o_mid, o_lo):
     """TA-Lib BBANDS(SMA) with equal up/down deviations (population std)."""
     start = _first(t0, a + n - 1, b)
     _nan(o_up, a, start)
     _nan(o_mid, a, start)
     _nan(o_lo, a, start)
-    _mean_ssd(x, f, lev, a, b, start, n, o_mid, 0, s1, buf)
     for t in range(start, b):
-        dev = math.sqrt(s1[t - a] / n) * nbdev
-        o_up[t] = o_mid[t] + dev
-        o_lo[t] = o_mid[t] - dev
+        m = cm[t - a]
+        dev = math.sqrt(cs[t - a] / n) * nbdev
+        o_up[t] = m + dev
+        o_mid[t] = m
+        o_lo[t] = m - dev
 
 
 @njit(cache=True)
-def _zscore(x, f, lev, a, b, t0, n, s1, s2, buf, o):
+def _zscore(x, m, ssd, a, b, t0, n, o):
     start = _first(t0, a + n - 1, b)
     _nan(o, a, start)
-    _mean_ssd(x, f, lev, a, b, start, n, s1, a, s2, buf)
     for t in range(start, b):
-        sd = math.sqrt(s2[t - a] / (n - 1))
-        o[t] = (x[t] - s1[t - a]) / sd if sd > 0.0 else _NAN
+        sd = math.sqrt(ssd[t - a] / (n - 1))
+        o[t] = (x[t] - m[t - a]) / sd if sd > 0.0 else _NAN
 
 
 @njit(cache=True)
-def _minmax(x, f, lev, a, b, t0, n, s1, s2, buf, o):
+def _minmax(x, y, ev, p, a, b, t0, n, s1, s2, o):
     start = _first(t0, a + n - 1, b)
     _nan(o, a, start)
-    _v_extreme(x, 0, n, s1, a, start, b, False)
-    _v_extreme(x, 0, n, s2, a, start, b, True)
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, start, b, a, p)
+        _v_extreme(y, xo, n, s1, a, r1, r2, False)
+        _v_extreme(y, xo, n, s2, a, r1, r2, True)
     for t in range(start, b):
-        if lev[t - a] > t - n + 1:
-            _gather(x, t - n + 1, f, t - n + 1, n, buf)
-            s1[t - a] = _r_min(buf, 0, n)
-            s2[t - a] = _r_max(buf, 0, n)
-        mn, mx = s1[t - a], s2[t - a]
-        o[t] = (x[t] - mn) / (mx - mn) if mx > mn else _NAN
+        o[t] = _minmax_value(x[t], s1[t - a], s2[t - a])
+
+
+@njit(cache=True)
+def _minmax_value(x, mn, mx):
+    return (x - mn) / (mx - mn) if mx > mn else _NAN
 
 
 @njit(cache=True)
@@ -389,66 +422,87 @@ def _slide(src, dst, n, old, new):
     result is the same multiset as the window, so it equals a fresh sort.
     """
     i = 0  # slot of the first ``old`` (0-based)
-    p = 0  # slot of ``new`` in the result
+    q = 0  # slot of ``new`` in the result
     for k in range(1, n + 1):
         v = src[k]
         i += v < old
-        p += v < new
+        q += v < new
     if old < new:
-        p -= 1
+        q -= 1
     for k in range(n):
         s0 = src[k]
         s1 = src[k + 1]
         s2 = src[k + 2]
         below = s2 if k >= i else s1  # result slot k when it is left of ``new``
         above = s1 if k > i else s0  # ... right of ``new``
-        r = above if k > p else new
-        dst[k + 1] = below if k < p else r
+        r = above if k > q else new
+        dst[k + 1] = below if k < q else r
 
 
 @njit(cache=True)
-def _robust(x, f, lev, a, b, t0, n, buf, o):
-    """(x - median) / IQR over a sorted window slid row by row (fresh sort after an event)."""
+def _robust_row(x, srt, n, t, o, mm, with_mm):
+    q1 = _quantile(srt, n, 0.25)
+    iqr = _quantile(srt, n, 0.75) - q1
+    o[t] = (x[t] - _quantile(srt, n, 0.5)) / iqr if iqr > 0.0 else _NAN
+    if with_mm:  # the min-max scaling of the same window, from its ends
+        mm[t] = _minmax_value(x[t], srt[1], srt[n])
+
+
+@njit(cache=True)
+def _scale(buf, n, f):
+    for j in range(1, n + 1):
+        buf[j] *= f
+
+
+@njit(cache=True)
+def _robust(x, f, y, ev, p, a, b, t0, n, o, mm, with_mm):
+    """(x - median) / IQR over a sorted window slid row by row, rescaled at each epoch start.
+
+    With ``with_mm`` it also writes the min-max scaling of the same windows to ``mm``.
+    """
     start = _first(t0, a + n - 1, b)
     _nan(o, a, start)
-    srt = np.zeros(n + 2)
-    alt = np.zeros(n + 2)
-    slid = False  # srt holds the raw sorted window of the previous row
-    for t in range(start, b):
-        lo = t - n + 1
-        if lev[t - a] <= lo and slid:
-            _slide(srt, alt, n, x[lo - 1], x[t])
-            srt, alt = alt, srt
+    if with_mm:
+        _nan(mm, a, start)
+    if start == b:
+        return
+    one = np.zeros(n + 2)  # two buffers, alternately source and destination of _slide
+    two = np.zeros(n + 2)
+    k = 0
+    while ev[k + 1] <= start:
+        k += 1
+    xo = a - (k + 1) * p
+    one[1:n + 1] = y[start - n + 1 - xo:start + 1 - xo]
+    one[1:n + 1].sort()
+    _robust_row(x, one, n, start, o, mm, with_mm)
+    in_one = True
+    for t in range(start + 1, b):
+        if t == ev[k + 1]:
+            k += 1
+            xo -= p
+            if f[t] != 1.0:
+                _scale(one if in_one else two, n, f[t])
+        if in_one:
+            _slide(one, two, n, y[t - n - xo], y[t - xo])
+            _robust_row(x, two, n, t, o, mm, with_mm)
         else:
-            if lev[t - a] <= lo:
-                srt[1:n + 1] = x[lo:t + 1]
-                slid = True
-            else:
-                _gather(x, lo, f, lo, n, buf)
-                srt[1:n + 1] = buf[:n]
-                slid = False
-            srt[1:n + 1].sort()
-        q1 = _quantile(srt, n, 0.25)
-        iqr = _quantile(srt, n, 0.75) - q1
-        o[t] = (x[t] - _quantile(srt, n, 0.5)) / iqr if iqr > 0.0 else _NAN
+            _slide(two, one, n, y[t - n - xo], y[t - xo])
+            _robust_row(x, one, n, t, o, mm, with_mm)
+        in_one = not in_one
 
 
 @njit(cache=True)
-def _stoch(high, low, close, pf, lev, a, b, t0, fk, sk, sd, s1, s2, kbuf, buf, buf2, o_k, o_d):
+def _stoch(close, yh, yl, ev, p, a, b, t0, fk, sk, sd, s1, s2, kbuf, o_k, o_d):
     """TA-Lib STOCH with SMA smoothing; fast %K is scale-free, so it is kept as computed."""
     start = _first(t0, a + fk + sk + sd - 3, b)
     _nan(o_k, a, start)
     _nan(o_d, a, start)
     t1 = max(a + fk - 1, start - (sk - 1) - (sd - 1))
-    _v_extreme(high, 0, fk, s1, a, t1, b, True)
-    _v_extreme(low, 0, fk, s2, a, t1, b, False)
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, t1, b, a, p)
+        _v_extreme(yh, xo, fk, s1, a, r1, r2, True)
+        _v_extreme(yl, xo, fk, s2, a, r1, r2, False)
     for t in range(t1, b):
-        lo = t - fk + 1
-        if lev[t - a] > lo:
-            _gather(high, lo, pf, lo, fk, buf)
-            _gather(low, lo, pf, lo, fk, buf2)
-            s1[t - a] = _r_max(buf, 0, fk)
-            s2[t - a] = _r_min(buf2, 0, fk)
         hh, ll = s1[t - a], s2[t - a]
         flat = abs(hh - ll) <= _STOCH_EPS * (abs(hh) + abs(ll))
         kbuf[t - a] = 0.0 if flat else (close[t] - ll) / ((hh - ll) / 100.0)
@@ -475,12 +529,9 @@ def _obv(close, volume, pf, vf, a, b, t0, resumed, st, k, o):
         start = a + 1
     _nan(o, a, t0)
     for t in range(start, b):
-        v *= vf[t]
         prev = close[t - 1] * pf[t]
-        if close[t] > prev:
-            v += volume[t]
-        elif close[t] < prev:
-            v -= volume[t]
+        sign = (close[t] > prev) - (close[t] < prev)  # branch-free: volume * 0 adds nothing
+        v = v * vf[t] + volume[t] * sign
         o[t] = v
     st[k] = v
 
@@ -514,7 +565,8 @@ def _ema(x, pf, a, b, t0, resumed, n, st, k, o):
 
 @njit(cache=True)
 def _rsi(close, pf, a, b, t0, resumed, n, st, k, o):
-    """TA-Lib RSI (Wilder); 0 where average gain + loss is exactly 0, as TA-Lib 0.8 answers."""
+    """TA-Lib RSI (Wilder), in TA-Lib 0.8's arithmetic (times 1/n; 0 where gain + loss is 0)."""
+    inv = 1.0 / n
     if resumed:
         gain, loss = st[k], st[k + 1]
         start = t0
@@ -525,36 +577,30 @@ def _rsi(close, pf, a, b, t0, resumed, n, st, k, o):
         gain = loss = 0.0
         for t in range(a + 1, a + n + 1):
             d = close[t] - close[t - 1] * pf[t]
-            gain *= pf[t]
-            loss *= pf[t]
-            if d < 0.0:
-                loss -= d
-            else:
-                gain += d
-        gain /= n
-        loss /= n
+            up = d if d > 0.0 else 0.0
+            gain = gain * pf[t] + up
+            loss = loss * pf[t] + (up - d)
+        gain *= inv
+        loss *= inv
         start = a + n
     _nan(o, a, start)
     if not resumed and start < b:
-        s = gain + loss
-        o[start] = 100.0 * (gain / s) if s > 0.0 else 0.0
+        o[start] = _rsi_value(gain, loss)
         start += 1
     for t in range(start, b):
         d = close[t] - close[t - 1] * pf[t]
-        gain *= pf[t]
-        loss *= pf[t]
-        gain *= n - 1
-        loss *= n - 1
-        if d < 0.0:
-            loss -= d
-        else:
-            gain += d
-        gain /= n
-        loss /= n
-        s = gain + loss
-        o[t] = 100.0 * (gain / s) if s > 0.0 else 0.0
+        up = d if d > 0.0 else 0.0
+        gain = ((gain * pf[t]) * (n - 1) + up) * inv
+        loss = ((loss * pf[t]) * (n - 1) + (up - d)) * inv
+        o[t] = _rsi_value(gain, loss)
     st[k] = gain
     st[k + 1] = loss
+
+
+@njit(cache=True)
+def _rsi_value(gain, loss):
+    s = gain + loss
+    return 100.0 * (gain / s) if s > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -565,7 +611,11 @@ def _true_range(high, low, close, pf, t):
 
 @njit(cache=True)
 def _atr(high, low, close, pf, a, b, t0, resumed, n, st, k, o):
-    """TA-Lib ATR: the first value is the mean true range of rows 1..n, then Wilder smoothing."""
+    """TA-Lib ATR: the first value is the mean true range of rows 1..n, then Wilder smoothing.
+
+    The smoothing step is written ``v + (tr - v) / n`` (with 1/n precomputed), the same number
+    as TA-Lib's ``(v * (n - 1) + tr) / n`` up to rounding and shorter to compute.
+    """
     if resumed:
         v = st[k]
         start = t0
@@ -582,11 +632,10 @@ def _atr(high, low, close, pf, a, b, t0, resumed, n, st, k, o):
     if not resumed and start < b:
         o[start] = v
         start += 1
+    inv = 1.0 / n
     for t in range(start, b):
         v *= pf[t]
-        v *= n - 1
-        v += _true_range(high, low, close, pf, t)
-        v /= n
+        v += (_true_range(high, low, close, pf, t) - v) * inv  # (v * (n-1) + tr) / n
         o[t] = v
     st[k] = v
 
@@ -651,35 +700,39 @@ def _macd(x, pf, a, b, t0, resumed, fast, slow, sig, st, k, o_m, o_s, o_h):
 
 
 @njit(cache=True)
-def _segment(high, low, close, volume, pf, vf, a, b, t0, resumed, kinds, ip, fp, col, slot, maxwin,
-             out, st):
-    """All features of one segment (rows a..b-1; outputs from row ``t0`` on)."""
+def _segment(high, low, close, volume, pf, vf, a, b, t0, resumed, kinds, ip, fp, col, slot, p, out, st):
+    """All features of one segment (rows a..b-1; outputs from row ``t0`` on; ``p``: longest window)."""
     m = b - a
-    lev = np.empty(m, np.int64)
-    levv = np.empty(m, np.int64)
-    _last_events(pf, a, b, lev)
-    _last_events(vf, a, b, levv)
-    need_lr = need_u = need_tp = need_k = False
+    ev = _epochs(pf, vf, a, b)
+    need = np.zeros(17, np.bool_)
     for q in range(kinds.size):
-        need_lr |= kinds[q] == K_RET or kinds[q] == K_VOL
-        need_u |= kinds[q] == K_PARKINSON
-        need_tp |= kinds[q] == K_VWAP
-        need_k |= kinds[q] == K_STOCH
-    lr = np.empty(m if need_lr else 0)
-    for t in range(a + 1, b if need_lr else a):
+        need[kinds[q]] = True
+    win_close = need[K_SMA] or need[K_WMA] or need[K_BBANDS] or need[K_ZSCORE] or need[K_MINMAX] or need[K_ROBUST]
+    win_volume = need[K_VWAP] or need[K_VROC] or need[K_ZSCORE] or need[K_MINMAX] or need[K_ROBUST]
+    empty = np.empty(0)
+    yc = _epoch_series(close, 0, pf, ev, p) if win_close else empty
+    yv = _epoch_series(volume, 0, vf, ev, p) if win_volume else empty
+    yh = _epoch_series(high, 0, pf, ev, p) if need[K_STOCH] else empty
+    yl = _epoch_series(low, 0, pf, ev, p) if need[K_STOCH] else empty
+    ytp = empty
+    if need[K_VWAP]:
+        tp = np.empty(m)
+        for t in range(a, b):
+            tp[t - a] = (high[t] + low[t] + close[t]) / 3.0
+        ytp = _epoch_series(tp, a, pf, ev, p)
+    lr = np.empty(m if need[K_RET] or need[K_VOL] else 0)
+    for t in range(a + 1, b if lr.size else a):
         lr[t - a] = math.log(close[t] / (close[t - 1] * pf[t]))
-    u = np.empty(m if need_u else 0)
-    for t in range(a, b if need_u else a):
+    u = np.empty(m if need[K_PARKINSON] else 0)
+    for t in range(a, b if u.size else a):
         h = math.log(high[t] / low[t])
         u[t - a] = h * h
-    tp = np.empty(m if need_tp else 0)
-    for t in range(a, b if need_tp else a):
-        tp[t - a] = (high[t] + low[t] + close[t]) / 3.0
-    kbuf = np.empty(m if need_k else 0)
+    kbuf = np.empty(m if need[K_STOCH] else 0)
     s1 = np.empty(m)
     s2 = np.empty(m)
-    buf = np.empty(maxwin)
-    buf2 = np.empty(maxwin)
+    cm = np.empty(m if win_close else 0)  # close mean / SSD shared by sma, bbands, zscore
+    cs = np.empty(m if win_close else 0)
+    have_n, have_ssd = -1, False
     for q in range(kinds.size):
         kind, n, c = kinds[q], ip[q, 0], col[q]
         if kind == K_RET:
@@ -691,13 +744,14 @@ def _segment(high, low, close, volume, pf, vf, a, b, t0, resumed, kinds, ip, fp,
         elif kind == K_OBV:
             _obv(close, volume, pf, vf, a, b, t0, resumed, st, slot[q], out[c])
         elif kind == K_VWAP:
-            _vwap(tp, volume, pf, vf, lev, levv, a, b, t0, n, s1, buf, buf2, out[c])
+            _vwap(ytp, yv, ev, p, a, b, t0, n, s1, out[c])
         elif kind == K_VROC:
-            _vroc(volume, vf, levv, a, b, t0, n, out[c])
+            _vroc(volume, yv, ev, p, a, b, t0, n, out[c])
         elif kind == K_SMA:
-            _sma(close, pf, lev, a, b, t0, n, buf, out[c])
+            have_n, have_ssd = _close_stats(yc, ev, p, a, b, t0, n, cm, cs, False, have_n, have_ssd)
+            _sma(cm, a, b, t0, n, out[c])
         elif kind == K_WMA:
-            _wma(close, pf, lev, a, b, t0, n, buf, out[c])
+            _wma(yc, ev, p, a, b, t0, n, out[c])
         elif kind == K_EMA:
             _ema(close, pf, a, b, t0, resumed, n, st, slot[q], out[c])
         elif kind == K_RSI:
@@ -706,21 +760,35 @@ def _segment(high, low, close, volume, pf, vf, a, b, t0, resumed, kinds, ip, fp,
             _macd(close, pf, a, b, t0, resumed, n, ip[q, 1], ip[q, 2], st, slot[q], out[c], out[c + 1],
                   out[c + 2])
         elif kind == K_STOCH:
-            _stoch(high, low, close, pf, lev, a, b, t0, n, ip[q, 1], ip[q, 2], s1, s2, kbuf, buf, buf2,
-                   out[c], out[c + 1])
+            _stoch(close, yh, yl, ev, p, a, b, t0, n, ip[q, 1], ip[q, 2], s1, s2, kbuf, out[c], out[c + 1])
         elif kind == K_BBANDS:
-            _bbands(close, pf, lev, a, b, t0, n, fp[q], s1, buf, out[c], out[c + 1], out[c + 2])
+            have_n, have_ssd = _close_stats(yc, ev, p, a, b, t0, n, cm, cs, True, have_n, have_ssd)
+            _bbands(cm, cs, a, b, t0, n, fp[q], out[c], out[c + 1], out[c + 2])
         elif kind == K_ATR:
             _atr(high, low, close, pf, a, b, t0, resumed, n, st, slot[q], out[c])
-        else:  # zscore, minmax, robust: the close column, then the volume column
-            for side in range(2):
-                x, f, lv = (close, pf, lev) if side == 0 else (volume, vf, levv)
-                if kind == K_ZSCORE:
-                    _zscore(x, f, lv, a, b, t0, n, s1, s2, buf, out[c + side])
-                elif kind == K_MINMAX:
-                    _minmax(x, f, lv, a, b, t0, n, s1, s2, buf, out[c + side])
-                else:
-                    _robust(x, f, lv, a, b, t0, n, buf, out[c + side])
+        elif kind == K_ZSCORE:
+            have_n, have_ssd = _close_stats(yc, ev, p, a, b, t0, n, cm, cs, True, have_n, have_ssd)
+            _zscore(close, cm, cs, a, b, t0, n, out[c])
+            _mean_ssd(yv, ev, p, a, b, _first(t0, a + n - 1, b), n, s1, s2, True, True)
+            _zscore(volume, s1, s2, a, b, t0, n, out[c + 1])
+        elif kind == K_MINMAX:
+            if _find(kinds, ip, K_ROBUST, n) < 0:  # else the robust pass writes it
+                _minmax(close, yc, ev, p, a, b, t0, n, s1, s2, out[c])
+                _minmax(volume, yv, ev, p, a, b, t0, n, s1, s2, out[c + 1])
+        else:
+            mm = _find(kinds, ip, K_MINMAX, n)
+            mc = col[mm] if mm >= 0 else c
+            _robust(close, pf, yc, ev, p, a, b, t0, n, out[c], out[mc], mm >= 0)
+            _robust(volume, vf, yv, ev, p, a, b, t0, n, out[c + 1], out[mc + 1], mm >= 0)
+
+
+@njit(cache=True)
+def _find(kinds, ip, kind, n):
+    """Index of the spec of ``kind`` with first parameter ``n``, or -1."""
+    for q in range(kinds.size):
+        if kinds[q] == kind and ip[q, 0] == n:
+            return q
+    return -1
 
 
 @njit(cache=True, parallel=True)
@@ -733,7 +801,7 @@ def features_nb(high, low, close, volume, pf, vf, starts, first_out, resumed, ki
     ``s`` outputs rows ``first_out[s]..starts[s+1]-1`` (NaN before); if ``resumed[s]`` its
     recursive indicators continue from ``state[s]`` at row ``first_out[s]``, else they start
     at the segment's first row. ``state[s]`` is overwritten with the state after the last row.
-    ``maxwin`` is the longest window of any spec.
+    ``maxwin`` is at least the longest window of any spec.
     """
     for s in prange(starts.size - 1):
         a, b = starts[s], starts[s + 1]

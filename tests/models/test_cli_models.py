@@ -65,7 +65,7 @@ def test_build_then_list(setup):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(r["model"], r["status"], r["rows"]) for r in rows] == [("clean.bars", "ok", 10), ("features.last", "ok", 2)]
-    assert "clean.bars: ok, 10 rows" in result.stderr
+    assert "clean.bars: ok (full), 10 rows" in result.stderr
     listed = json.loads(cli(setup, "models", "--format", "json").stdout)
     assert listed[0] == {"model": "clean.bars", "kind": "sql", "upstream": ["raw.bars"], "downstream": ["features.last"],
                          "path": "sql/clean/bars.sql", "description": "One row per bar."}
