@@ -2,8 +2,9 @@
 
 Stages so far: ingest the real S&P 500 / NASDAQ sample and a synthetic universe (with injected
 defects) into the lake, each batch validated by the Great Expectations gate (bad rows
-quarantined, outliers flagged), write the data-quality report, then query the warehouse. Each
-later stage (build, backtest, report) joins here as it lands.
+quarantined, outliers flagged), write the data-quality report, build the models (clean.bars,
+features.bars), then query the warehouse. Each later stage (backtest, report) joins here as it
+lands.
 """
 
 from __future__ import annotations
@@ -63,17 +64,25 @@ def demo_command(
     paths = st.paths
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
-    typer.secho("[1/3] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
+    typer.secho("[1/4] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
                 bold=True, err=True)
     run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
     synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
-    typer.secho("[2/3] data-quality report", bold=True, err=True)
+    typer.secho("[2/4] data-quality report", bold=True, err=True)
     from alphatwin.reports.quality import write_quality_report
 
     dq = write_quality_report(paths)
-    typer.secho("[3/3] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
+    typer.secho("[3/4] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
+                bold=True, err=True)
+    from alphatwin.models.build import build
+    from alphatwin.models.registry import default_sql_root
+
+    for run in build(paths, sql_root=default_sql_root(st.settings.config_file), settings=st.settings,
+                     command=DEMO_COMMAND).runs:
+        typer.echo(f"  {run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s", err=True)
+    typer.secho("[4/4] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
     frame = run_query(
         paths,
         "SELECT a.symbol, a.source, count(*) AS bars, min(a.ts)::DATE AS first, max(a.ts)::DATE AS last, "
@@ -83,6 +92,14 @@ def demo_command(
         "FROM quality.accepted_bars a GROUP BY ALL ORDER BY a.source, a.symbol LIMIT 12",
     )
     emit(frame, "table")
+    typer.secho("      and the last features of the real sample (point-in-time indicators)", bold=True, err=True)
+    emit(run_query(
+        paths,
+        "SELECT symbol, ts::DATE AS day, round(close, 2) AS close, round(sma_20, 2) AS sma_20, "
+        "round(rsi_14, 1) AS rsi_14, round(macd_hist_12_26_9, 2) AS macd_hist, round(atr_14, 2) AS atr_14, "
+        "round(zscore_close_20, 2) AS z_20 FROM features.bars WHERE symbol LIKE '^%' "
+        "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) <= 3 ORDER BY symbol, ts",
+    ), "table")
     typer.echo(f"\nwarehouse:           {paths.root}")
     typer.echo(f"data-quality report: {dq}")
     typer.echo(f"try: alphatwin --warehouse {paths.root} sql \"select * from meta.ingest_runs\"")

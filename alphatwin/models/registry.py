@@ -340,6 +340,12 @@ def warehouse_relations(con: Any) -> set[str]:
 
 
 def default_sql_root(config_file: Path | None = None) -> Path:
-    """``sql/`` beside the configuration file when there is one, else ``./sql``."""
+    """``sql/`` beside the configuration file when there is one, else ``./sql`` when it exists,
+    else the project's own ``sql/`` (beside the ``alphatwin`` package), which holds the models the
+    rest of AlphaTwin relies on (``clean.latest_bars`` ...)."""
     base = config_file.parent if config_file is not None else Path.cwd()
-    return (base / "sql").absolute()
+    here = (base / "sql").absolute()
+    if here.is_dir() or config_file is not None:
+        return here
+    shipped = Path(__file__).resolve().parents[2] / "sql"
+    return shipped if shipped.is_dir() else here
