@@ -79,13 +79,15 @@ def _name(node: Any) -> str:
 
 
 _AS_TEXT = ("INTERVAL", "UHUGEINT", "HUGEINT", "BLOB", "BIT", "UNION", "MAP", "TIME WITH TIME ZONE")
+_HUGEINT = "HUGEINT"
 
 
 def run_query(paths: WarehousePaths, text: str, *, limit: int | None = None) -> Any:
     """Run one sandboxed query on the warehouse; return a Polars DataFrame.
 
-    Columns whose DuckDB type has no faithful Polars equivalent (INTERVAL, HUGEINT/UHUGEINT,
-    BLOB, MAP, UNION, BIT) come back as text, so no value is silently changed.
+    Columns whose DuckDB type has no faithful Polars equivalent (INTERVAL, UHUGEINT, BLOB, MAP,
+    UNION, BIT) come back as text, so no value is silently changed. HUGEINT (what ``sum`` of
+    integers returns) comes back as a 64-bit integer when every value fits, else as text.
     """
     import duckdb
 
@@ -110,10 +112,30 @@ def run_query(paths: WarehousePaths, text: str, *, limit: int | None = None) -> 
 
 
 def _to_polars(rel: Any) -> Any:
-    texts = [i for i, t in enumerate(rel.types) if any(str(t).upper().startswith(k) for k in _AS_TEXT)]
-    if texts:
-        cols = [f'"{c}"::VARCHAR AS "{c}"' if i in texts else f'"{c}"' for i, c in enumerate(rel.columns)]
-        rel = rel.project(", ".join(c.replace('"', '""', 0) for c in cols))
+    import duckdb
+
+    types = [str(t).upper() for t in rel.types]
+    texts = [i for i, t in enumerate(types) if any(t.startswith(k) for k in _AS_TEXT)]
+    if not texts:
+        return _pl(rel)
+    huge = [i for i in texts if types[i] == _HUGEINT]
+    if huge:
+        try:
+            return _cast(rel, {i: "BIGINT" for i in huge} | {i: "VARCHAR" for i in texts if i not in huge}).pl()
+        except duckdb.Error:  # a value beyond 64 bits: text keeps it exact
+            pass
+    return _pl(_cast(rel, {i: "VARCHAR" for i in texts}))
+
+
+def _cast(rel: Any, casts: dict[int, str]) -> Any:
+    cols = []
+    for i, c in enumerate(rel.columns):
+        name = c.replace('"', '""')
+        cols.append(f'"{name}"::{casts[i]} AS "{name}"' if i in casts else f'"{name}"')
+    return rel.project(", ".join(cols))
+
+
+def _pl(rel: Any) -> Any:
     try:
         return rel.pl()
     except BaseException as exc:  # Polars panics (e.g. infinite timestamps) derive from BaseException

@@ -402,13 +402,16 @@ def _minmax_value(x, mn, mx):
 
 
 @njit(cache=True)
-def _quantile(srt, n, q):
-    """NumPy's default ('linear') quantile of the sorted ``srt[1:n+1]``, with NumPy's lerp."""
+def _quantile_at(n, q):
+    """Where NumPy's default ('linear') q-quantile of n sorted values lies: slot and weight."""
     v = q * (n - 1)
-    i = int(math.floor(v))
-    if i >= n - 1:
-        return srt[n]
-    g = v - i
+    i = min(int(math.floor(v)), n - 2) if n > 1 else 0
+    return i, v - i
+
+
+@njit(cache=True)
+def _lerp(srt, i, g):
+    """NumPy's lerp between sorted slots i and i+1 of ``srt[1:]`` (``srt[n+1]`` is padding)."""
     lo = srt[i + 1]
     d = srt[i + 2] - lo
     return srt[i + 2] - d * (1.0 - g) if g >= 0.5 else lo + d * g
@@ -440,10 +443,14 @@ def _slide(src, dst, n, old, new):
 
 
 @njit(cache=True)
-def _robust_row(x, srt, n, t, o, mm, with_mm):
-    q1 = _quantile(srt, n, 0.25)
-    iqr = _quantile(srt, n, 0.75) - q1
-    o[t] = (x[t] - _quantile(srt, n, 0.5)) / iqr if iqr > 0.0 else _NAN
+def _robust_row(x, srt, n, qi, qg, t, o, mm, with_mm):
+    """Write row t's robust z-score (and min-max scaling) from its sorted window ``srt[1:n+1]``.
+
+    ``qi`` / ``qg``: slots and weights of the three quartiles (see _quantile_at).
+    """
+    q1 = _lerp(srt, qi[0], qg[0])
+    iqr = _lerp(srt, qi[2], qg[2]) - q1
+    o[t] = (x[t] - _lerp(srt, qi[1], qg[1])) / iqr if iqr > 0.0 else _NAN
     if with_mm:  # the min-max scaling of the same window, from its ends
         mm[t] = _minmax_value(x[t], srt[1], srt[n])
 
@@ -466,29 +473,30 @@ def _robust(x, f, y, ev, p, a, b, t0, n, o, mm, with_mm):
         _nan(mm, a, start)
     if start == b:
         return
+    (i1, g1), (i2, g2), (i3, g3) = _quantile_at(n, 0.25), _quantile_at(n, 0.5), _quantile_at(n, 0.75)
+    qi, qg = (i1, i2, i3), (g1, g2, g3)
     one = np.zeros(n + 2)  # two buffers, alternately source and destination of _slide
     two = np.zeros(n + 2)
-    k = 0
-    while ev[k + 1] <= start:
-        k += 1
-    xo = a - (k + 1) * p
-    one[1:n + 1] = y[start - n + 1 - xo:start + 1 - xo]
-    one[1:n + 1].sort()
-    _robust_row(x, one, n, start, o, mm, with_mm)
     in_one = True
-    for t in range(start + 1, b):
-        if t == ev[k + 1]:
-            k += 1
-            xo -= p
-            if f[t] != 1.0:
-                _scale(one if in_one else two, n, f[t])
-        if in_one:
-            _slide(one, two, n, y[t - n - xo], y[t - xo])
-            _robust_row(x, two, n, t, o, mm, with_mm)
-        else:
-            _slide(two, one, n, y[t - n - xo], y[t - xo])
-            _robust_row(x, one, n, t, o, mm, with_mm)
-        in_one = not in_one
+    for k in range(ev.size - 1):
+        r1, r2, xo = _span(ev, k, start, b, a, p)
+        if r1 >= r2:
+            continue
+        if r1 == start:  # the first window: sorted from scratch
+            one[1:n + 1] = y[start - n + 1 - xo:start + 1 - xo]
+            one[1:n + 1].sort()
+            _robust_row(x, one, n, qi, qg, start, o, mm, with_mm)
+            r1 += 1
+        elif f[r1] != 1.0:  # an event: the whole window changes basis, and keeps its order
+            _scale(one if in_one else two, n, f[r1])
+        for t in range(r1, r2):
+            if in_one:
+                _slide(one, two, n, y[t - n - xo], y[t - xo])
+                _robust_row(x, two, n, qi, qg, t, o, mm, with_mm)
+            else:
+                _slide(two, one, n, y[t - n - xo], y[t - xo])
+                _robust_row(x, one, n, qi, qg, t, o, mm, with_mm)
+            in_one = not in_one
 
 
 @njit(cache=True)
@@ -810,19 +818,29 @@ def features_nb(high, low, close, volume, pf, vf, starts, first_out, resumed, ki
                      slot, maxwin, out, state[s])
 
 
+@njit(cache=True)
+def _count_bad(x, lo, hi, lower, strict):
+    count = 0  # a count, not an early exit, so that the loop vectorizes
+    if strict:
+        for i in range(lo, hi):
+            count += not ((x[i] > lower) & (x[i] < np.inf))
+    else:
+        for i in range(lo, hi):
+            count += not ((x[i] >= lower) & (x[i] < np.inf))
+    return count
+
+
 @njit(cache=True, parallel=True)
 def first_invalid_nb(x, lower, strict):
-    """Index of the first value that is not finite or not above (``strict``) / at least ``lower``; -1 if none."""
+    """Index of the first value that is NaN, infinite or not above (``strict``) / at least ``lower`` (>= 0); -1 if none."""
     n = x.size
     n_chunks = 64
-    bad = np.full(n_chunks, -1, np.int64)
+    bad = np.zeros(n_chunks, np.int64)
     for c in prange(n_chunks):
-        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            v = x[i]
-            if not (math.isfinite(v) and (v > lower if strict else v >= lower)):
-                bad[c] = i
-                break
+        bad[c] = _count_bad(x, c * n // n_chunks, (c + 1) * n // n_chunks, lower, strict)
     for c in range(n_chunks):
-        if bad[c] >= 0:
-            return bad[c]
+        if bad[c]:
+            for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+                if _count_bad(x, i, i + 1, lower, strict):
+                    return i
     return -1

@@ -64,6 +64,15 @@ def test_ingest_csv_then_query(tmp_path):
     assert json.loads(js.stdout) == [{"symbol": "GOOG", "close": 100.34}, {"symbol": "GOOG", "close": 108.31}]
     table = cli(wh, "sql", "select symbol from raw.bars limit 1")
     assert "GOOG" in table.stdout and "1 row(s)" in table.stdout
+    # sum() of integers is a HUGEINT in DuckDB: a 64-bit integer when it fits, exact text when not.
+    sums = cli(wh, "sql", "select sum(volume::BIGINT) as v, count(*) as n, 170141183460469231731687303715884105727::HUGEINT as big "
+               "from raw.bars",
+               "--format", "json")
+    assert sums.exit_code == 0, sums.output
+    row = json.loads(sums.stdout)[0]
+    assert isinstance(row["n"], int) and row["big"] == "170141183460469231731687303715884105727"
+    fits = json.loads(cli(wh, "sql", "select sum(volume::BIGINT) as v from raw.bars", "--format", "json").stdout)[0]
+    assert isinstance(fits["v"], int) and fits["v"] > 0
 
 
 def test_ingest_json_summary_and_status(tmp_path):
