@@ -59,3 +59,23 @@ def test_a_new_symbol_and_a_code_change_rebuild(tmp_path):
     with catalog.connect(paths) as con:
         con.execute("UPDATE meta.model_runs SET sql_sha256 = 'old' WHERE model = 'features.bars'")
     assert _modes(build_all(paths))["features.bars"] == "full"  # its code is not the code of the last build
+
+
+def test_extra_feature_parameter_sets_from_settings_force_a_full_rebuild(tmp_path):
+    from dataclasses import replace
+
+    from alphatwin.config import Settings
+    from alphatwin.models.build import build
+    from tests.models.market import SQL_ROOT
+
+    paths = WarehousePaths(tmp_path / "wh")
+    load(paths, market(n_symbols=2, n_bars=80))
+    build_all(paths)
+    assert "sma_50" not in table(paths, "features.bars").columns
+    settings = replace(Settings(), features=(("sma", [50]), ("bbands", [[10, 2.5]])))
+    result = build(paths, sql_root=SQL_ROOT, settings=settings)
+    assert _modes(result) == {"clean.latest_bars": "view", "clean.bars": "incremental", "features.bars": "full"}
+    features = table(paths, "features.bars")
+    assert {"sma_50", "bb_upper_10_2p5", "sma_20"} <= set(features.columns)
+    first = features.group_by("symbol").agg(pl.col("sma_50").is_not_null().arg_max().alias("g"))
+    assert first["g"].to_list() == [49, 49]  # TA-Lib's warm-up: the 50th bar
