@@ -213,16 +213,19 @@ class _Job:
         srun: StageRun | None = None
         sha = fingerprint(m, self.settings)
         mode = "view" if m.materialized == "view" else "full"
+        staged: _Staged | None = None
         try:
             with stage(f"build:{m.name}", self.command) as srun:
                 if self._can_update(m, sha):
                     mode = "incremental"
+                elif m.kind == "python":
+                    staged = self._stage_python(m, srun)
                 con.execute("BEGIN TRANSACTION")
                 try:
                     if mode == "incremental":
                         srun.rows_out = self._update(m)
-                    elif m.kind == "python":
-                        srun.rows_out = self._python(m, srun)
+                    elif staged is not None:
+                        srun.rows_out = self._swap(m, staged)
                     else:
                         srun.rows_out = _materialise_sql(con, m)
                     srun.close()
@@ -237,6 +240,8 @@ class _Job:
         except Exception as exc:
             if srun is None:
                 raise
+            if staged is not None or m.kind == "python":
+                con.execute(f"DROP TABLE IF EXISTS {_staging(m)}")
             srun.status, srun.error = "failed", _describe(exc)[:500]
             run = _run_of(m, srun, mode)
             con.execute("BEGIN TRANSACTION")
@@ -265,20 +270,24 @@ class _Job:
         log.info("incremental %s: %d keys rebuilt, %d appended, %d rows", m.name, done.rebuilt, done.appended, done.rows)
         return int(done.rows)
 
-    def _python(self, m: Model, srun: StageRun) -> int:
-        """Run a Python model; with ``partition_by``, one range of values at a time.
+    def _stage_python(self, m: Model, srun: StageRun) -> _Staged:
+        """Compute a Python model into its staging table ``<table>__building``, one partition range
+        at a time, each range committed on its own (DuckDB appends faster, and holds less memory,
+        in short transactions); :meth:`_swap` then replaces the model's table in one transaction.
 
         Ranges are pipelined: a worker thread reads and computes range k+1 (through its own
-        cursor: the inputs are committed tables) while this thread writes range k into the
-        model's transaction. Polars, numba and DuckDB release the GIL, so both cores work.
+        cursor: the inputs are committed tables) while this thread writes range k. Polars, numba
+        and DuckDB release the GIL, so both cores work.
         """
         import polars as pl
 
         assert m.func is not None, "a Python model carries its function"
         con = self.con
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{m.schema}"')
+        con.execute(f"DROP TABLE IF EXISTS {_staging(m)}")  # left over by a killed build
         ranges = _ranges(con, m) if m.partition_by else [None]
         total_rows = sum(r[2] for r in ranges if r is not None)
-        written, done, states = 0, 0, []
+        staged, done = _Staged(), 0
         cursor = con.cursor()
         cursor.execute(f"USE {catalog.ALIAS}")
         cursor.execute("SET TimeZone = 'UTC'")
@@ -303,21 +312,46 @@ class _Job:
                     if i + 1 < len(ranges):
                         pending = pool.submit(produce, ranges[i + 1])
                     srun.rows_in += rows_in
-                    _write(con, m, frame, replace=i == 0)
-                    written += frame.height
+                    con.execute("BEGIN TRANSACTION")
+                    _write(con, _staging(m), frame, replace=i == 0)
+                    con.execute("COMMIT")
+                    staged.rows += frame.height
                     del frame
                     if state is not None:
-                        states.append(state)
+                        staged.states.append(state)
                     if rng is not None:
                         done += rng[2]
                         if self.chunk_progress is not None:
                             self.chunk_progress(m.name, done, total_rows)
         finally:
             cursor.close()
+        return staged
+
+    def _swap(self, m: Model, staged: _Staged) -> int:
+        """Replace the model's table by its staging table (inside the caller's transaction)."""
+        import polars as pl
+
+        con = self.con
+        _drop_other_kind(con, m, "view")
+        con.execute(f"DROP TABLE IF EXISTS {_quoted(m.name)}")
+        con.execute(f'ALTER TABLE {_staging(m)} RENAME TO "{m.table}"')
         if m.updater is not None:
-            incremental.write_state(con, m.name, pl.concat(states) if states else None, replace_all=True)
+            incremental.write_state(con, m.name, pl.concat(staged.states) if staged.states else None,
+                                    replace_all=True)
             incremental.record_watermarks(con, m.name, full=True)
-        return written
+        return staged.rows
+
+
+@dataclass
+class _Staged:
+    """A Python model computed into its staging table: rows written and the per-range states."""
+
+    rows: int = 0
+    states: list[Any] = field(default_factory=list)
+
+
+def _staging(m: Model) -> str:
+    return f'"{m.schema}"."{m.table}__building"'
 
 
 def fingerprint(m: Model, settings: Any) -> str:
@@ -386,17 +420,14 @@ def _materialise_sql(con: Any, m: Model) -> int:
     return int(con.execute(f"SELECT count(*) FROM {_quoted(m.name)}").fetchall()[0][0])
 
 
-def _write(con: Any, m: Model, frame: Any, *, replace: bool) -> None:
-    """Write ``frame`` as the model's table (``replace``) or append it (inside the transaction)."""
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{m.schema}"')
-    if replace:
-        _drop_other_kind(con, m, "table")
+def _write(con: Any, table: str, frame: Any, *, replace: bool) -> None:
+    """Write ``frame`` as ``table`` (quoted; ``replace``) or append it to it."""
     con.register(_FRAME, frame.to_arrow())
     try:
         if replace:
-            con.execute(f"CREATE OR REPLACE TABLE {_quoted(m.name)} AS SELECT * FROM {_FRAME}")
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_FRAME}")
         else:
-            con.execute(f"INSERT INTO {_quoted(m.name)} SELECT * FROM {_FRAME}")
+            con.execute(f"INSERT INTO {table} SELECT * FROM {_FRAME}")
     finally:
         con.unregister(_FRAME)
 
