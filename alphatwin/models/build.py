@@ -80,6 +80,7 @@ class ModelRun:
 ProgressFn = Callable[[ModelRun], None]
 ChunkFn = Callable[[str, int, int], None]
 CHUNK_ROWS = 2_000_000
+BUILD_MEMORY = "4GB"  # DuckDB's buffer pool during a build; Polars chunks come on top (see docs/performance.md)
 
 
 @dataclass
@@ -176,6 +177,7 @@ def build(
         settings = Settings()
     registry = discover(sql_root if sql_root is not None else default_sql_root(), python=python)
     with write_lock(paths), catalog.connect(paths) as con:
+        con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")  # DuckDB would cache 80% of RAM of written blocks
         con.execute(MODEL_RUNS_DDL)
         con.execute("ALTER TABLE meta.model_runs ADD COLUMN IF NOT EXISTS mode VARCHAR")
         for ddl in incremental.DDL:
@@ -313,8 +315,12 @@ class _Job:
                         pending = pool.submit(produce, ranges[i + 1])
                     srun.rows_in += rows_in
                     con.execute("BEGIN TRANSACTION")
-                    _write(con, _staging(m), frame, replace=i == 0)
-                    con.execute("COMMIT")
+                    try:
+                        _write(con, _staging(m), frame, replace=i == 0)
+                        con.execute("COMMIT")
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
                     staged.rows += frame.height
                     del frame
                     if state is not None:
