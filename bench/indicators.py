@@ -5,8 +5,9 @@ walks with a few corporate actions per symbol (2:1 and 3:1 splits, 1:10 reverse 
 quarterly dividends), prints the time of :func:`~alphatwin.transforms.indicators.compute` (all 26
 default columns, as-of basis, in parallel over symbols) and of TA-Lib's per-symbol loop of SMA,
 EMA, RSI, MACD, BBANDS, ATR, STOCH and OBV on the same bars (back-adjusted beforehand, untimed),
-and their ratio. Both are measured in this process, best of ``--repeat`` runs; data generation
-and the kernels' compilation (a small warm-up call loads the cache) are not timed.
+and their ratio. Both are measured in this process, best of ``--repeat`` runs (the first touch
+of freshly mapped memory is slow and erratic on a VM); data generation and the kernels'
+compilation (a small warm-up call loads the cache) are not timed.
 
     .venv/bin/python bench/indicators.py                          # 25M rows
     .venv/bin/python bench/indicators.py --symbols 500 --bars 2000  # 1M rows, quick look
@@ -15,6 +16,7 @@ and the kernels' compilation (a small warm-up call loads the cache) are not time
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -97,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", type=int, default=5_000)
     parser.add_argument("--bars", type=int, default=5_000)
-    parser.add_argument("--repeat", type=int, default=2, help="best of this many runs (default 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs (default 3)")
     args = parser.parse_args()
     from alphatwin.transforms.indicators import column_names
 
@@ -109,9 +111,13 @@ def main() -> None:
     ta = time_talib(adj, starts, args.repeat)
     del adj
     ours = time_ours(cols, starts, args.repeat)
-    print(f"TA-Lib loop (SMA EMA RSI MACD BBANDS ATR STOCH OBV, 14 outputs): {ta:7.2f} s  ({n / ta / 1e6:5.1f} M rows/s)")
-    print(f"ours, default set ({len(column_names())} outputs, as-of basis):  {ours:7.2f} s  ({n / ours / 1e6:5.1f} M rows/s)")
+    width = len(column_names())
+    print(f"TA-Lib loop (SMA EMA RSI MACD BBANDS ATR STOCH OBV, 14 outputs): {ta:6.2f} s "
+          f"({n / ta / 1e6:5.1f} M rows/s)")
+    print(f"ours, default set ({width} outputs, as-of basis):  {ours:6.2f} s ({n / ours / 1e6:5.1f} M rows/s)")
     print(f"ratio ours / TA-Lib: {ours / ta:.2f}x (target <= 3x)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"output block {width * n * 8 / 2**30:.1f} GiB (float64); peak RSS of this process {peak:.1f} GiB")
 
 
 if __name__ == "__main__":

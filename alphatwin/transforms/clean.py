@@ -37,7 +37,7 @@ from alphatwin.transforms import clean_nb
 from alphatwin.transforms.calendars import calendar_for, sessions
 from alphatwin.transforms.keys import segment_starts, sorted_by
 
-__all__ = ["clean__bars", "clean_frame", "update_clean", "COLUMNS", "SPLIT_ADJUSTED_SOURCES"]
+__all__ = ["clean__bars", "clean_frame", "update_clean", "adjust", "COLUMNS", "SPLIT_ADJUSTED_SOURCES"]
 
 SPLIT_ADJUSTED_SOURCES = frozenset({"yahoo", "stooq"})
 _KEY = ("symbol", "interval")
@@ -85,11 +85,7 @@ def update_clean(ctx: IncrementalContext) -> Changes:
         new_rows = _read_latest(con, ingests=ctx.ingests).join(
             append.select(*_KEY, "last_ts"), on=list(_KEY), how="inner"
         ).filter(pl.col("ts") > pl.col("last_ts")).drop("last_ts")
-        events = new_rows.filter((pl.col("dividend") != 0) | (pl.col("split_ratio") != 1)).select(*_KEY).unique()
-        if events.height:  # a corporate action restates the key's adjusted history: rebuild it
-            rebuild = pl.concat([rebuild, events]).unique(maintain_order=True)
-            append = append.join(events, on=list(_KEY), how="anti")
-            new_rows = new_rows.join(events, on=list(_KEY), how="anti")
+    events = new_rows.filter((pl.col("dividend") != 0) | (pl.col("split_ratio") != 1)).select(*_KEY).unique()
     parts, states = [], []
     if append.height:
         context = append.select(
@@ -101,6 +97,12 @@ def update_clean(ctx: IncrementalContext) -> Changes:
         ).cast(_INPUT)
         out, st = clean_frame(new_rows, ctx.settings.calendars, context=context,
                               rows_before=append.select(*_KEY, "rows"))
+        if events.height:  # a split or dividend restates the key's adjusted history: re-adjust it
+            stored = _read_clean(con, events)
+            again = adjust(sorted_by(pl.concat([stored, out.join(events, on=list(_KEY), how="semi")]), *_KEY, "ts"))
+            delete_keys(con, "clean.bars", events)
+            out = pl.concat([out.join(events, on=list(_KEY), how="anti"), again.select(*COLUMNS)])
+            done.detail["readjusted"] = events.height
         parts.append(out)
         states.append(st)
         done.appended = append.height
@@ -124,12 +126,19 @@ def update_clean(ctx: IncrementalContext) -> Changes:
 
 def _read_latest(con: Any, *, ingests: list[str] | None = None, symbols: list[str] | None = None) -> pl.DataFrame:
     """Rows of ``clean.latest_bars`` from these ingests, or of these symbols."""
-    if ingests is not None:
-        cond, values = "ingest_id IN (SELECT unnest(?::VARCHAR[]))", ingests
-    else:
-        cond, values = "symbol IN (SELECT unnest(?::VARCHAR[]))", symbols or []
-    frame = con.sql(f"SELECT * FROM clean.latest_bars WHERE {cond}", params=[values]).pl()
+    column, values = ("ingest_id", ingests) if ingests is not None else ("symbol", symbols or [])
+    # A literal IN list (not a subquery) is a constant filter DuckDB pushes into the Parquet scan.
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+    frame = con.sql(f"SELECT * FROM clean.latest_bars WHERE {column} IN ({listed}) "
+                    "ORDER BY symbol, interval, ts, committed").pl()
     return frame.select(*_INPUT).cast(_INPUT)
+
+
+def _read_clean(con: Any, keys: pl.DataFrame) -> pl.DataFrame:
+    """The stored clean.bars rows of ``keys``, sorted (the table's zone maps skip other symbols)."""
+    listed = ", ".join("'" + s.replace("'", "''") + "'" for s in keys.get_column("symbol").unique().to_list())
+    rows = con.sql(f"SELECT * FROM clean.bars WHERE symbol IN ({listed}) ORDER BY symbol, interval, ts").pl()
+    return rows.join(keys.select(*_KEY), on=list(_KEY), how="semi").cast(COLUMNS)
 
 
 _SOURCES = ("yahoo", "stooq", "csv", "synthetic", "sample", "frame")
@@ -199,27 +208,37 @@ def clean_frame(rows: pl.DataFrame, calendars: tuple[tuple[str, str], ...] = (),
         pl.when("is_imputed").then(False).otherwise(pl.col("is_outlier")).alias("is_outlier"),
         (pl.col("_context") & ~pl.col("is_imputed")).alias("_context"),
     )
-    out_starts = segment_starts(out, *_KEY)
+    out = adjust(out).with_columns(
+        (~pl.col("is_imputed") & (pl.col("volume") == 0) & (pl.col("open") == pl.col("high"))
+         & (pl.col("high") == pl.col("low")) & (pl.col("low") == pl.col("close"))).alias("is_halt"),
+    )
+    state = _state(out, rows_before)
+    return out.filter(~pl.col("_context")).select(*COLUMNS).cast(COLUMNS), state
+
+
+def adjust(out: pl.DataFrame) -> pl.DataFrame:
+    """Event factors, backward cumulative factors and adjusted prices of whole keys (sorted rows).
+
+    Every factor depends only on the raw columns, so re-running this on a key's stored rows plus
+    new ones gives exactly what a full build computes (the incremental path for new dividends).
+    """
+    starts = segment_starts(out, *_KEY)
     applies = out.select(pl.col("source").is_in(list(SPLIT_ADJUSTED_SOURCES)).not_().fill_null(True)).to_series().to_numpy()
     pf, vf, B, Bv = clean_nb.factors_nb(out.get_column("close").to_numpy(), out.get_column("dividend").to_numpy(),
-                                        out.get_column("split_ratio").to_numpy(), applies, out_starts)
+                                        out.get_column("split_ratio").to_numpy(), applies, starts)
     bad = np.flatnonzero(np.isnan(pf))
     if bad.size:
         r = out.row(int(bad[0]), named=True)
         raise ModelError(f"clean.bars: {r['symbol']} {r['interval']} {r['ts']:%Y-%m-%d %H:%M}: dividend "
                          f"{r['dividend']} is not below the previous close (split ratio {r['split_ratio']})",
                          table="clean.bars")
-    out = out.with_columns(
+    return out.with_columns(
         pl.Series("price_factor", pf), pl.Series("volume_factor", vf),
         pl.Series("adj_factor", B), pl.Series("adj_volume_factor", Bv),
     ).with_columns(
         *((pl.col(c) * pl.col("adj_factor")).alias(f"adj_{c}") for c in ("open", "high", "low", "close")),
         (pl.col("volume") * pl.col("adj_volume_factor")).alias("adj_volume"),
-        (~pl.col("is_imputed") & (pl.col("volume") == 0) & (pl.col("open") == pl.col("high"))
-         & (pl.col("high") == pl.col("low")) & (pl.col("low") == pl.col("close"))).alias("is_halt"),
     )
-    state = _state(out, rows_before)
-    return out.filter(~pl.col("_context")).select(*COLUMNS).cast(COLUMNS), state
 
 
 def _state(out: pl.DataFrame, rows_before: pl.DataFrame | None) -> pl.DataFrame:

@@ -7,25 +7,31 @@ a price of a row before ``i`` times ``pf[i]`` is comparable with row ``i`` (0.5 
 ``1 - dividend / prev_close`` for a dividend, 1.0 without an event). ``open`` is not used.
 
 **As-of basis.** A feature at row ``t`` is computed from rows ``<= t`` only, with the history
-expressed in row ``t``'s own basis (a past price times the ``pf`` of every later event up to
-``t``). Appending rows or events never changes an earlier value, bit for bit. Against TA-Lib on
-the backward-adjusted series (``close[t] * B(t)``, ``B(t) = prod_{k>t} pf[k]``): level
-indicators (SMA, EMA, WMA, Bollinger bands, ATR, MACD lines, VWAP) equal ours times ``B(t)``,
-OBV ours times the volume factor, scale-free ones (returns, RSI, STOCH, ROC, z-scores) ours.
+expressed in row ``t``'s own basis: a past price times the ``pf`` of each later event up to ``t``,
+multiplied in time order (volumes likewise with ``vf``). Appending rows or events never changes
+an earlier value, bit for bit. Against TA-Lib on the backward-adjusted series (``close[t] *
+B(t)``, ``B(t) = prod_{k>t} pf[k]``): level indicators (SMA, EMA, WMA, Bollinger bands, ATR, MACD
+lines, VWAP) equal ours times ``B(t)``, OBV ours times the volume factor, scale-free ones
+(returns, RSI, STOCH, ROC, z-scores) ours.
 
 **Incremental mode.** ``compute(context + new rows, context=..., seen=..., state=...)`` continues
 a symbol from the state an earlier call returned and reproduces a full recomputation bit for bit
 (see :func:`compute`).
 
-Deviations from TA-Lib (0.8), all documented where they arise:
+Relation to TA-Lib 0.8.1 (the ``ta-lib`` wheel's C library), checked by the tests:
 
-* ``vroc_*`` is NaN where the base volume is 0 (TA-Lib's ROC answers 0 there).
-* RSI is 0 where average gain + loss is exactly 0, STOCH's fast %K is 0 where
-  ``|HH - LL| <= 1e-14 * (|HH| + |LL|)``: TA-Lib 0.8's own tests, scale-free, so they hold in the
-  as-of basis too. Window variances are two-pass (TA-Lib's shifted running sums agree to
-  rounding, but may floor a variance below 1e-12 of the squared level to 0).
-* Every result agrees with TA-Lib to rounding (1e-9 relative or better), not bit for bit:
-  window sums are recomputed per row so that they depend on the window alone.
+* ``vroc_*`` is NaN where the base volume is 0; TA-Lib's ROC answers 0 there.
+* RSI is 0 where the average gain + loss is exactly 0 (TA-Lib 0.8.1's test; TA-Lib 0.4 used a
+  fixed 1e-8 band). STOCH's fast %K is 0 where ``|HH - LL| <= 1e-14 * (|HH| + |LL|)`` (TA-Lib
+  0.8's ``TA_IS_ZERO_SCALED``). Both tests are scale-free, so they hold in the as-of basis too.
+* Variances are two-pass around a mean shifted by the window's first value, so a flat window
+  has exactly 0 spread. TA-Lib's BBANDS keeps shifted running sums and, when it reseeds, floors
+  a variance below 1e-12 of the window's mean square to 0; the two agree to rounding elsewhere.
+* EMA, RSI and OBV use TA-Lib's arithmetic and are bit-identical to it on a series without
+  events; MACD nearly so. The window indicators agree to about 1e-12 relative: their sums are
+  recomputed per row in a fixed order (so that they depend on the window alone), where TA-Lib
+  keeps running sums. ATR's step is written ``v + (tr - v) / n``, TA-Lib's
+  ``(v * (n - 1) + tr) / n`` up to rounding.
 
 >>> import numpy as np
 >>> close = np.array([10.0, 11.0, 12.0, 6.5, 7.0])  # a 2:1 split at row 3
@@ -38,11 +44,12 @@ Deviations from TA-Lib (0.8), all documented where they arise:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from alphatwin.errors import ConfigError, InputError
@@ -77,6 +84,7 @@ _MAX_PERIOD = 100_000
 _STATE_SLOTS = {"obv": ("obv",), "ema": ("ema",), "rsi": ("gain", "loss"),
                 "macd": ("fast", "slow", "signal"), "atr": ("atr",)}
 _REQUIRED = ("high", "low", "close", "volume", "pf", "vf")
+_SEGMENT_COST = 64  # rows' worth of fixed work per segment, for balancing the threads
 
 
 def _fmt(x: float) -> str:
@@ -326,12 +334,17 @@ def _column(cols: Mapping[str, np.ndarray], name: str, n: int | None) -> np.ndar
     x = np.ascontiguousarray(cols[name], dtype=np.float64)
     if x.ndim != 1 or (n is not None and x.size != n):
         raise InputError(f"`cols['{name}']` must be a 1-D array of {n} values, got shape {x.shape}")
-    lower, strict = {"volume": (0.0, False)}.get(name, (0.0, True))
-    bad = nb.first_invalid_nb(x, lower, strict)
-    if bad >= 0:
-        rule = "finite and >= 0" if not strict else "finite and > 0"
-        raise InputError(f"`cols['{name}']` must be {rule}; row {bad} is {float(x[bad])!r}")
     return x
+
+
+def _check_values(arrays: dict[str, np.ndarray]) -> None:
+    """Prices and factors finite and > 0, volumes finite and >= 0 (one thread per column)."""
+    strict = [name != "volume" for name in arrays]
+    bad = _in_threads(nb.first_invalid_nb, [(x, 0.0, s) for x, s in zip(arrays.values(), strict)])
+    for (name, x), s, i in zip(arrays.items(), strict, bad):
+        if i >= 0:
+            rule = "finite and > 0" if s else "finite and >= 0"
+            raise InputError(f"`cols['{name}']` must be {rule}; row {i} is {float(x[i])!r}")
 
 
 def _per_segment(name: str, value: np.ndarray | None, n_seg: int) -> np.ndarray:
@@ -437,16 +450,59 @@ def compute(cols: Mapping[str, np.ndarray], starts: np.ndarray, specs: Sequence[
     -----
     ``compute(all rows)`` equals ``compute(prefix)`` followed by ``compute(context + suffix,
     state=...)`` on the suffix rows bit for bit, and ``compute(prefix)`` equals the prefix rows of
-    ``compute(all rows)``.
+    ``compute(all rows)``. Results do not depend on the number of threads.
+
+    The symbols are split into contiguous ranges of about equal rows, one per thread
+    (``numba.get_num_threads()``); the kernels release the GIL. The outputs are written in place
+    into one preallocated ``(n_columns, n)`` block, so peak memory is that block (8 bytes x
+    columns x rows) plus the inputs and a few per-symbol scratch arrays.
     """
     specs, arr, maxwin = _plan(specs)
     close = _column(cols, "close", None)
     n = close.size
     high, low, volume, pf, vf = (_column(cols, c, n) for c in ("high", "low", "volume", "pf", "vf"))
+    _check_values({"high": high, "low": low, "close": close, "volume": volume, "pf": pf, "vf": vf})
     starts = _check_starts(starts, n)
     resumed, first_out, st = _resume_plan(starts, specs, context, seen, state)
     names = column_names(specs)
-    out = np.empty((len(names), n))
-    nb.features_nb(high, low, close, volume, pf, vf, starts, first_out, resumed, arr["kinds"], arr["ip"],
-                   arr["fp"], arr["col"], arr["slot"], maxwin, out, st)
+    out = _nan_block(len(names), n)
+    args = (high, low, close, volume, pf, vf, starts, first_out, resumed, arr["kinds"], arr["ip"], arr["fp"],
+            arr["col"], arr["slot"], maxwin, out, st)
+    work = _work_split(starts, _threads())
+    _in_threads(nb.features_nb, [(*args, lo, hi) for lo, hi in zip(work[:-1], work[1:])])
     return dict(zip(names, out)), st
+
+
+def _nan_block(rows: int, n: int) -> np.ndarray:
+    """A fresh ``(rows, n)`` float64 block filled with NaN, one long sequential range per thread."""
+    out = np.empty((rows, n))
+    flat = out.reshape(-1)
+    cuts = np.linspace(0, flat.size, _threads() + 1).astype(np.int64)
+    _in_threads(nb.fill_nb, [(flat, lo, hi, np.nan) for lo, hi in zip(cuts[:-1], cuts[1:])])
+    return out
+
+
+def _threads() -> int:
+    """Worker threads: numba's setting (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``)."""
+    return max(1, numba.get_num_threads())
+
+
+def _in_threads(kernel: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """Run a GIL-releasing kernel once per argument tuple, in parallel; results in order."""
+    if len(calls) <= 1:
+        return [kernel(*args) for args in calls]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda args: kernel(*args), calls))
+
+
+def _work_split(starts: np.ndarray, workers: int) -> np.ndarray:
+    """Segment ranges of about equal cost (rows + a per-segment overhead), one per worker.
+
+    Contiguous ranges keep each thread's writes together; a split by segment count would give
+    one thread all the long symbols of a skewed universe.
+    """
+    workers = max(1, min(workers, starts.size - 1))
+    cost = np.diff(starts) + _SEGMENT_COST
+    mid = np.cumsum(cost) - cost / 2  # a segment goes to the worker its middle falls in
+    cuts = np.searchsorted(mid, cost.sum() * np.arange(1, workers) / workers)
+    return np.unique(np.concatenate([[0], cuts, [starts.size - 1]])).astype(np.int64)

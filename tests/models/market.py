@@ -20,11 +20,11 @@ SQL_ROOT = Path(__file__).resolve().parents[2] / "sql"
 
 
 def market(n_symbols: int = 4, n_bars: int = 240, seed: int = 11) -> pl.DataFrame:
-    """Synthetic daily bars (quarterly dividends) plus a 2:1 split on SYN00002 at bar 120, a 1:4
+    """Synthetic daily bars (quarterly dividends) plus a 2:1 split on SYN00002 at bar 215, a 1:4
     reverse split on SYN00003 at bar 60, and missing bars (gaps the model fills)."""
     frame = pl.concat(list(SyntheticSource(n_symbols=n_symbols, n_bars=n_bars, seed=seed).fetch(FetchRequest())))
     frame = frame.with_columns(pl.int_range(pl.len()).over("symbol").alias("i"))
-    for symbol, at, ratio in (("SYN00002", 120, 2.0), ("SYN00003", 60, 0.25)):
+    for symbol, at, ratio in (("SYN00002", 215, 2.0), ("SYN00003", 60, 0.25)):
         after = (pl.col("symbol") == symbol) & (pl.col("i") >= at)
         frame = frame.with_columns(
             *(pl.when(after).then(pl.col(c) / ratio).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low", "close")),

@@ -75,8 +75,8 @@ def adjusted(sym: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def rolling(x: np.ndarray, n: int, fn) -> np.ndarray:
-    """``fn`` over each trailing window of ``n`` values (rows n-1..), NaN before."""
+    """``fn(windows)`` over the trailing windows of ``n`` values (one window a row; rows n-1..), NaN before."""
     out = np.full(x.size, np.nan)
     if x.size >= n:
-        out[n - 1:] = [fn(x[t - n + 1:t + 1]) for t in range(n - 1, x.size)]
+        out[n - 1:] = fn(np.lib.stride_tricks.sliding_window_view(x, n))
     return out

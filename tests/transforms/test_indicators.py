@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 
+import numba
 import numpy as np
 import pytest
 
@@ -225,3 +226,17 @@ def test_incremental_requests_are_checked():
         compute(cols, starts, context=np.array([20]), seen=np.array([40]), state=state[:, :3])
     with pytest.raises(ConfigError, match="`specs` is empty"):
         compute(cols, starts, [])
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(9)
+    lengths = (3_000, 40, 0, 700, 5, 1_500)
+    cols, starts = concat([symbol_bars(rng, n, events=[(n // 2, "split", 2.0)] if n else []) for n in lengths])
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one, one_state = compute(cols, starts)
+    finally:
+        numba.set_num_threads(threads)
+    many, many_state = compute(cols, starts)
+    assert all(np.array_equal(one[k], many[k], equal_nan=True) for k in one) and np.array_equal(one_state, many_state)

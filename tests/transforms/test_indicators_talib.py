@@ -8,8 +8,6 @@ TA-Lib's (or the reference's) is NaN.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import talib
@@ -27,21 +25,28 @@ EXTRA = specs_from_mapping({
 })
 
 
-def _std_or_nan(ddof: int) -> Callable[[np.ndarray], float]:
-    return lambda w: w.std(ddof=ddof) if np.ptp(w) > 0 else 0.0
+def _spread(w: np.ndarray) -> np.ndarray:
+    return np.ptp(w, axis=1) > 0
 
 
-def _zscore(w: np.ndarray) -> float:
-    return (w[-1] - w.mean()) / w.std(ddof=1) if np.ptp(w) > 0 else np.nan
+def _std(w: np.ndarray) -> np.ndarray:
+    return np.where(_spread(w), w.std(axis=1, ddof=1), 0.0)
 
 
-def _minmax(w: np.ndarray) -> float:
-    return (w[-1] - w.min()) / np.ptp(w) if np.ptp(w) > 0 else np.nan
+def _zscore(w: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(_spread(w), (w[:, -1] - w.mean(axis=1)) / w.std(axis=1, ddof=1), np.nan)
 
 
-def _robust(w: np.ndarray) -> float:
-    q1, med, q3 = np.quantile(w, [0.25, 0.5, 0.75])
-    return (w[-1] - med) / (q3 - q1) if q3 > q1 else np.nan
+def _minmax(w: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(_spread(w), (w[:, -1] - w.min(axis=1)) / np.ptp(w, axis=1), np.nan)
+
+
+def _robust(w: np.ndarray) -> np.ndarray:
+    q1, med, q3 = np.quantile(w, [0.25, 0.5, 0.75], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q3 > q1, (w[:, -1] - med) / (q3 - q1), np.nan)
 
 
 def reference(spec: FeatureSpec, sym: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
@@ -55,12 +60,13 @@ def reference(spec: FeatureSpec, sym: dict[str, np.ndarray]) -> dict[str, tuple[
     if k == "ret":
         return {"ret": (np.r_[np.nan, c[1:] / c[:-1] - 1], one, 1e-13), "log_ret": (lr, one, 1e-13)}
     if k == "vol":
-        return {spec.columns[0]: (np.r_[np.nan, rolling(lr[1:], p[0], _std_or_nan(1))], one, 1e-13)}
+        return {spec.columns[0]: (np.r_[np.nan, rolling(lr[1:], p[0], _std)], one, 1e-13)}
     if k == "parkinson":
         u = np.log(h / lo) ** 2
-        return {spec.columns[0]: (rolling(u, p[0], lambda w: np.sqrt(w.sum() / (4 * np.log(2) * p[0]))), one, 1e-13)}
+        return {spec.columns[0]: (rolling(u, p[0], lambda w: np.sqrt(w.sum(axis=1) / (4 * np.log(2) * p[0]))),
+                                  one, 1e-13)}
     if k == "vwap":
-        num, den = rolling((h + lo + c) / 3 * v, p[0], np.sum), rolling(v, p[0], np.sum)
+        num, den = (rolling(x, p[0], lambda w: w.sum(axis=1)) for x in ((h + lo + c) / 3 * v, v))
         return {spec.columns[0]: (np.where(den == 0, np.nan, num / np.where(den == 0, 1, den)), b, price_tol)}
     if k == "vroc":
         roc = talib.ROC(v, p[0])
