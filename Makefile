@@ -34,6 +34,7 @@ docs: env              ## the documentation site, strict
 bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/ingest.py
 	.venv/bin/python bench/validate.py
+	.venv/bin/python bench/indicators.py
 	.venv/bin/python bench/build.py
 
 clean:

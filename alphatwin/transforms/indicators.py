@@ -85,6 +85,7 @@ _STATE_SLOTS = {"obv": ("obv",), "ema": ("ema",), "rsi": ("gain", "loss"),
                 "macd": ("fast", "slow", "signal"), "atr": ("atr",)}
 _REQUIRED = ("high", "low", "close", "volume", "pf", "vf")
 _SEGMENT_COST = 64  # rows' worth of fixed work per segment, for balancing the threads
+_PAGE_VALUES = 512  # float64 values in a 4 KiB memory page
 
 
 def _fmt(x: float) -> str:
@@ -465,7 +466,7 @@ def compute(cols: Mapping[str, np.ndarray], starts: np.ndarray, specs: Sequence[
     starts = _check_starts(starts, n)
     resumed, first_out, st = _resume_plan(starts, specs, context, seen, state)
     names = column_names(specs)
-    out = _nan_block(len(names), n)
+    out = _output_block(len(names), n)
     args = (high, low, close, volume, pf, vf, starts, first_out, resumed, arr["kinds"], arr["ip"], arr["fp"],
             arr["col"], arr["slot"], maxwin, out, st)
     work = _work_split(starts, _threads())
@@ -473,12 +474,15 @@ def compute(cols: Mapping[str, np.ndarray], starts: np.ndarray, specs: Sequence[
     return dict(zip(names, out)), st
 
 
-def _nan_block(rows: int, n: int) -> np.ndarray:
-    """A fresh ``(rows, n)`` float64 block filled with NaN, one long sequential range per thread."""
+def _output_block(rows: int, n: int) -> np.ndarray:
+    """A fresh ``(rows, n)`` float64 block, its pages touched (one long sequential range per thread).
+
+    Its values are left to the kernel, which writes every element.
+    """
     out = np.empty((rows, n))
     flat = out.reshape(-1)
     cuts = np.linspace(0, flat.size, _threads() + 1).astype(np.int64)
-    _in_threads(nb.fill_nb, [(flat, lo, hi, np.nan) for lo, hi in zip(cuts[:-1], cuts[1:])])
+    _in_threads(nb.touch_nb, [(flat, lo, hi, _PAGE_VALUES) for lo, hi in zip(cuts[:-1], cuts[1:])])
     return out
 
 

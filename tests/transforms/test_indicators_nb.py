@@ -7,6 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alphatwin.transforms import indicators_nb as nb
+from alphatwin.transforms.indicators import FeatureSpec
 
 
 def test_epoch_series_layout_by_hand():
@@ -98,3 +99,23 @@ def test_quantile_slots_match_numpy():
         for q in (0.25, 0.5, 0.75):
             i, g = nb._quantile_at(n, q)
             assert nb._lerp(srt, i, g) == np.quantile(srt[1:n + 1], q)
+
+
+def test_the_kernel_writes_every_output_element():
+    """The wrapper hands the kernel an uninitialized block: nothing may be left unwritten."""
+    from alphatwin.transforms.indicators import DEFAULT_SPECS, _plan, column_names
+    from tests.transforms._bars import concat, symbol_bars
+
+    rng = np.random.default_rng(4)
+    cols, starts = concat([symbol_bars(rng, n, events=[(n // 2, "split", 2.0)] if n > 1 else [])
+                           for n in (0, 1, 19, 34, 300)])
+    specs, arr, maxwin = _plan(DEFAULT_SPECS + (FeatureSpec("minmax", (7,)),))
+    n = cols["close"].size
+    for resumed in (False, True):
+        out = np.full((len(column_names(specs)), n), 12345.0)  # a sentinel no feature can produce
+        state = np.ones((starts.size - 1, 8))
+        first = starts[:-1] + (np.minimum(np.diff(starts), 20) if resumed else 0)
+        nb.features_nb(cols["high"], cols["low"], cols["close"], cols["volume"], cols["pf"], cols["vf"], starts,
+                       first, np.full(starts.size - 1, resumed), arr["kinds"], arr["ip"], arr["fp"], arr["col"],
+                       arr["slot"], maxwin, out, state, 0, starts.size - 1)
+        assert not (out == 12345.0).any()
