@@ -21,7 +21,7 @@ from typing import Any
 from alphatwin.paths import WarehousePaths
 
 __all__ = ["IncrementalContext", "Changes", "DDL", "source_changes", "record_watermarks", "write_state", "delete_keys",
-           "forget_state", "append_rows",
+           "forget_state", "append_rows", "commit_update",
            "read_state", "has_watermark"]
 
 DDL = [
@@ -222,3 +222,22 @@ def append_rows(con: Any, table: str, frame: Any) -> int:
     finally:
         con.unregister("__alphatwin_rows")
     return int(frame.height)
+
+
+def commit_update(ctx: IncrementalContext, table: str, done: Changes, *, rebuilt: Any, parts: list[Any],
+                  states: list[Any]) -> Changes:
+    """Finish an update of ``table``: delete the ``rebuilt`` keys' old rows, append ``parts``, save
+    ``states`` (and forget the state of rebuilt keys left with no rows)."""
+    import polars as pl
+
+    if rebuilt is not None and rebuilt.height:
+        delete_keys(ctx.con, table, rebuilt)
+        kept = pl.concat(states).select("symbol", "interval") if states else rebuilt.clear()
+        gone = rebuilt.join(kept, on=["symbol", "interval"], how="anti")
+        if gone.height:
+            forget_state(ctx.con, ctx.model.name, gone)
+    for part in parts:
+        done.rows += append_rows(ctx.con, table, part)
+    if states:
+        ctx.save_state(pl.concat(states))
+    return done

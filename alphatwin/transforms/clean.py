@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from alphatwin.errors import ModelError
-from alphatwin.models.incremental import Changes, IncrementalContext, append_rows, delete_keys, forget_state
+from alphatwin.models.incremental import Changes, IncrementalContext, commit_update, delete_keys
 from alphatwin.models.registry import model
 from alphatwin.sources.base import DAILY_INTERVALS, interval_duration
 from alphatwin.transforms import clean_nb
@@ -113,15 +113,7 @@ def update_clean(ctx: IncrementalContext) -> Changes:
         parts.append(out)
         states.append(st)
         done.rebuilt = rebuild.height
-        delete_keys(con, "clean.bars", rebuild)
-        gone = rebuild.join(st.select(*_KEY), on=list(_KEY), how="anti")  # every row quarantined now
-        if gone.height:
-            forget_state(con, "clean.bars", gone)
-    for out in parts:
-        done.rows += append_rows(con, "clean.bars", out)
-    if states:
-        ctx.save_state(pl.concat(states))
-    return done
+    return commit_update(ctx, "clean.bars", done, rebuilt=rebuild, parts=parts, states=states)
 
 
 def _read_latest(con: Any, *, ingests: list[str] | None = None, symbols: list[str] | None = None) -> pl.DataFrame:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from alphatwin.models.incremental import Changes, IncrementalContext, append_rows, delete_keys, forget_state
+from alphatwin.models.incremental import Changes, IncrementalContext, commit_update
 from alphatwin.models.registry import model
 from alphatwin.transforms import indicators, indicators_nb
 from alphatwin.transforms.keys import segment_starts, sorted_by
@@ -156,15 +156,7 @@ def update_features(ctx: IncrementalContext) -> Changes:
         parts.append(out)
         states.append(st)
         done.rebuilt = rebuild.height
-        delete_keys(con, "features.bars", rebuild)
-        gone = rebuild.join(st.select(*_KEY), on=list(_KEY), how="anti")  # no clean rows left
-        if gone.height:
-            forget_state(con, "features.bars", gone)
-    for out in parts:
-        done.rows += append_rows(con, "features.bars", out)
-    if states:
-        ctx.save_state(pl.concat(states))
-    return done
+    return commit_update(ctx, "features.bars", done, rebuilt=rebuild, parts=parts, states=states)
 
 
 def _read_clean(con: Any, keys: pl.DataFrame) -> pl.DataFrame:
