@@ -185,7 +185,8 @@ def build(
         ensure_quality_schema(con)  # models read quality.accepted_bars even before any validation
         registry.validate(warehouse_relations(con))
         result = BuildResult(plan(registry, select))
-        job = _Job(con, paths, settings, command, full_refresh, chunk_progress)
+        _drop_staging_leftovers(con)
+        job = _Job(con, paths, settings, command, full_refresh, chunk_progress, registry)
         for name in result.plan:
             run, exc = job.build_one(registry[name])
             result.runs.append(run)
@@ -208,12 +209,24 @@ class _Job:
     command: str
     full_refresh: bool
     chunk_progress: ChunkFn | None
+    registry: Registry
+
+    def upstream(self, m: Model) -> tuple[str, ...]:
+        """The incremental models ``m`` reads (their watermarks bound what ``m`` may fold in)."""
+        return tuple(t for t in m.inputs if t in self.registry and self.registry[t].updater is not None)
+
+    def fingerprint(self, m: Model) -> str:
+        """``m``'s fingerprint chained with its upstream models': a change of clean.bars' code or
+        settings rebuilds features.bars too."""
+        own = fingerprint(m, self.settings)
+        ups = [self.fingerprint(self.registry[d]) for d in sorted(m.depends_on) if d in self.registry]
+        return own if not ups else hashlib.sha256("\n".join([own, *ups]).encode()).hexdigest()
 
     def build_one(self, m: Model) -> tuple[ModelRun, Exception | None]:
         """Build ``m`` atomically and record it; a failure is recorded and returned, not raised."""
         con = self.con
         srun: StageRun | None = None
-        sha = fingerprint(m, self.settings)
+        sha = self.fingerprint(m)
         mode = "view" if m.materialized == "view" else "full"
         staged: _Staged | None = None
         try:
@@ -239,6 +252,10 @@ class _Job:
                     con.execute("ROLLBACK")
                     raise
             return run, None
+        except KeyboardInterrupt:
+            if m.kind == "python":
+                con.execute(f"DROP TABLE IF EXISTS {_staging(m)}")
+            raise
         except Exception as exc:
             if srun is None:
                 raise
@@ -259,12 +276,21 @@ class _Job:
         if not incremental.has_watermark(self.con, m.name):
             return False
         last = self.con.execute(
-            "SELECT sql_sha256 FROM meta.model_runs WHERE model = ? AND status = 'ok' ORDER BY finished DESC LIMIT 1",
-            [m.name]).fetchall()
-        return bool(last) and last[0][0] == sha
+            "SELECT sql_sha256, finished FROM meta.model_runs WHERE model = ? AND status = 'ok' "
+            "ORDER BY finished DESC LIMIT 1", [m.name]).fetchall()
+        if not last or last[0][0] != sha:
+            return False
+        for up in self.upstream(m):  # rebuilt from scratch since: its rows may all have changed
+            rebuilt = self.con.execute(
+                "SELECT count(*) FROM meta.model_runs WHERE model = ? AND status = 'ok' AND mode = 'full' "
+                "AND finished > ?", [up, last[0][1]]).fetchall()
+            if rebuilt[0][0]:
+                return False
+        return True
 
     def _update(self, m: Model) -> int:
-        changes, ingests, new_ingests, new_validations = incremental.source_changes(self.con, m.name, self.paths)
+        changes, ingests, new_ingests, new_validations = incremental.source_changes(
+            self.con, m.name, self.paths, self.upstream(m))
         ctx = incremental.IncrementalContext(self.con, m, self.settings, changes, ingests, self.paths)
         assert m.updater is not None
         done = m.updater(ctx)
@@ -344,7 +370,7 @@ class _Job:
         if m.updater is not None:
             incremental.write_state(con, m.name, pl.concat(staged.states) if staged.states else None,
                                     replace_all=True)
-            incremental.record_watermarks(con, m.name, full=True)
+            incremental.record_watermarks(con, m.name, full=True, upstream=self.upstream(m))
         return staged.rows
 
 
@@ -358,6 +384,14 @@ class _Staged:
 
 def _staging(m: Model) -> str:
     return f'"{m.schema}"."{m.table}__building"'
+
+
+def _drop_staging_leftovers(con: Any) -> None:
+    """Drop ``*__building`` tables a killed build left behind (they are never read)."""
+    rows = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                       "AND table_name LIKE '%\\_\\_building' ESCAPE '\\'").fetchall()
+    for schema, table in rows:
+        con.execute(f'DROP TABLE IF EXISTS "{schema}"."{table}"')
 
 
 def fingerprint(m: Model, settings: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from alphatwin.paths import WarehousePaths
 
-__all__ = ["IncrementalContext", "Changes", "DDL", "source_changes", "record_watermarks", "write_state", "delete_keys",
+__all__ = ["available", "IncrementalContext", "Changes", "DDL", "source_changes", "record_watermarks", "write_state", "delete_keys",
            "forget_state", "append_rows", "commit_update",
            "read_state", "has_watermark"]
 
@@ -36,11 +36,13 @@ DDL = [
         interval VARCHAR NOT NULL,
         ts TIMESTAMPTZ NOT NULL,      -- the last row built for the key
         rows BIGINT NOT NULL,         -- rows of the key in the model's table
-        state DOUBLE[]                -- the model's own state after that row
+        state DOUBLE[],               -- the model's own state after that row
+        label VARCHAR                 -- and its text state (clean.bars: calendar and last source)
     )""",
+    "ALTER TABLE meta.model_state ADD COLUMN IF NOT EXISTS label VARCHAR",
 ]
 
-_STATE_COLUMNS = ("symbol", "interval", "ts", "rows", "state")
+_STATE_COLUMNS = ("symbol", "interval", "ts", "rows", "state", "label")
 
 
 @dataclass
@@ -83,7 +85,7 @@ class IncrementalContext:
         return read_state(self.con, self.model.name)
 
     def save_state(self, frame: Any) -> None:
-        """Replace the saved state of the keys in ``frame`` (columns symbol, interval, ts, rows, state)."""
+        """Replace the saved state of the keys in ``frame`` (symbol, interval, ts, rows, state[, label])."""
         write_state(self.con, self.model.name, frame, replace_all=False)
 
 
@@ -94,16 +96,30 @@ def has_watermark(con: Any, model: str) -> bool:
     return bool(rows[0][0])
 
 
-def _unfolded(con: Any, model: str) -> tuple[list[str], list[str]]:
-    """Committed ingests with bar files, and validation runs, not folded into ``model`` yet."""
+def available(con: Any, upstream: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """The ingests (with bar files) and validation runs a model may fold in: all of them, or for a
+    model reading incremental models (``upstream``), only those every one of them has folded in,
+    so ``features.bars`` never records data that ``clean.bars`` does not hold yet."""
     ingests = [r[0] for r in con.execute(
-        "SELECT DISTINCT f.ingest_id FROM meta.lake_files AS f WHERE f.dataset = 'bars' AND f.ingest_id NOT IN "
-        "(SELECT id FROM meta.model_watermarks WHERE model = ? AND kind = 'ingest') ORDER BY 1", [model]).fetchall()]
+        "SELECT DISTINCT ingest_id FROM meta.lake_files WHERE dataset = 'bars' ORDER BY 1").fetchall()]
     validations = [r[0] for r in con.execute(
-        "SELECT validation_id FROM meta.validation_runs WHERE validation_id NOT IN "
-        "(SELECT id FROM meta.model_watermarks WHERE model = ? AND kind = 'validation') ORDER BY 1",
-        [model]).fetchall()] if _exists(con, "meta", "validation_runs") else []
+        "SELECT validation_id FROM meta.validation_runs ORDER BY 1").fetchall()] \
+        if _exists(con, "meta", "validation_runs") else []
+    for up in upstream:
+        folded = {(k, i) for k, i in con.execute(
+            "SELECT kind, id FROM meta.model_watermarks WHERE model = ?", [up]).fetchall()}
+        ingests = [i for i in ingests if ("ingest", i) in folded]
+        validations = [v for v in validations if ("validation", v) in folded]
     return ingests, validations
+
+
+def _unfolded(con: Any, model: str, upstream: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Available ingests and validation runs (see :func:`available`) not folded into ``model`` yet."""
+    ingests, validations = available(con, upstream)
+    folded = {(k, i) for k, i in con.execute(
+        "SELECT kind, id FROM meta.model_watermarks WHERE model = ?", [model]).fetchall()}
+    return ([i for i in ingests if ("ingest", i) not in folded],
+            [v for v in validations if ("validation", v) not in folded])
 
 
 def _exists(con: Any, schema: str, table: str) -> bool:
@@ -112,7 +128,8 @@ def _exists(con: Any, schema: str, table: str) -> bool:
     return bool(rows[0][0])
 
 
-def source_changes(con: Any, model: str, paths: WarehousePaths) -> tuple[Any, list[str], list[str], list[str]]:
+def source_changes(con: Any, model: str, paths: WarehousePaths,
+                   upstream: tuple[str, ...] = ()) -> tuple[Any, list[str], list[str], list[str]]:
     """The keys touched since ``model`` was last built.
 
     Returns
@@ -124,7 +141,7 @@ def source_changes(con: Any, model: str, paths: WarehousePaths) -> tuple[Any, li
     """
     import polars as pl
 
-    new_ingests, new_validations = _unfolded(con, model)
+    new_ingests, new_validations = _unfolded(con, model, upstream)
     revalidated = []
     if new_validations:
         placeholders = ", ".join("?" for _ in new_validations)
@@ -149,17 +166,13 @@ def source_changes(con: Any, model: str, paths: WarehousePaths) -> tuple[Any, li
 
 
 def record_watermarks(con: Any, model: str, *, full: bool, ingests: list[str] | None = None,
-                      validations: list[str] | None = None) -> None:
-    """Fold ingests and validation runs into ``model``'s watermark (all of them on a full build)."""
+                      validations: list[str] | None = None, upstream: tuple[str, ...] = ()) -> None:
+    """Fold ingests and validation runs into ``model``'s watermark (on a full build: every one
+    :func:`available` to it)."""
     if full:
         con.execute("DELETE FROM meta.model_watermarks WHERE model = ?", [model])
         con.execute("INSERT INTO meta.model_watermarks VALUES (?, 'built', 'full')", [model])
-        con.execute("INSERT INTO meta.model_watermarks SELECT DISTINCT ?, 'ingest', ingest_id FROM meta.lake_files "
-                    "WHERE dataset = 'bars'", [model])
-        if _exists(con, "meta", "validation_runs"):
-            con.execute("INSERT INTO meta.model_watermarks SELECT ?, 'validation', validation_id "
-                        "FROM meta.validation_runs", [model])
-        return
+        ingests, validations = available(con, upstream)
     for kind, ids in (("ingest", ingests or []), ("validation", validations or [])):
         if ids:
             con.executemany("INSERT INTO meta.model_watermarks VALUES (?, ?, ?)", [[model, kind, i] for i in ids])
@@ -167,7 +180,7 @@ def record_watermarks(con: Any, model: str, *, full: bool, ingests: list[str] | 
 
 def read_state(con: Any, model: str) -> Any:
     """``model``'s saved state as a Polars frame (symbol, interval, ts, rows, state)."""
-    return con.sql("SELECT symbol, interval, ts, rows, state FROM meta.model_state WHERE model = ?",
+    return con.sql("SELECT symbol, interval, ts, rows, state, label FROM meta.model_state WHERE model = ?",
                    params=[model]).pl()
 
 
@@ -180,12 +193,17 @@ def write_state(con: Any, model: str, frame: Any, *, replace_all: bool) -> None:
         con.execute("DELETE FROM meta.model_state WHERE model = ?", [model])
     if frame is None or frame.height == 0:
         return
+    import polars as pl
+
+    if "label" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("label"))
     con.register(_FRAME, frame.select(*_STATE_COLUMNS).to_arrow())
     try:
         if not replace_all:
             con.execute(f"DELETE FROM meta.model_state AS m WHERE model = ? AND EXISTS (SELECT 1 FROM {_FRAME} AS f "
                         "WHERE f.symbol = m.symbol AND f.interval = m.interval)", [model])
-        con.execute(f"INSERT INTO meta.model_state SELECT ?, symbol, interval, ts, rows, state FROM {_FRAME}", [model])
+        con.execute(f"INSERT INTO meta.model_state (model, symbol, interval, ts, rows, state, label) "
+                    f"SELECT ?, symbol, interval, ts, rows, state, label FROM {_FRAME}", [model])
     finally:
         con.unregister(_FRAME)
 

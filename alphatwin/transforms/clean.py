@@ -24,6 +24,8 @@ point-in-time throughout.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import inspect
 from typing import Any
 
 import numpy as np
@@ -60,7 +62,14 @@ _INPUT = {"symbol": pl.String, "interval": pl.String, "ts": _TS, "open": pl.Floa
 
 
 def _fingerprint(settings: Any) -> str:
-    return repr(sorted(settings.calendars))
+    """The calendars settings, the helper modules' code and the exchange calendars' version."""
+    import exchange_calendars
+
+    from alphatwin.transforms import calendars, keys
+
+    code = "".join(inspect.getsource(mod) for mod in (clean_nb, calendars, keys))
+    text = f"{sorted(settings.calendars)!r}\n{exchange_calendars.__version__}\n{code}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def update_clean(ctx: IncrementalContext) -> Changes:
@@ -76,7 +85,8 @@ def update_clean(ctx: IncrementalContext) -> Changes:
         return done
     state = ctx.state().select("symbol", "interval", pl.col("ts").alias("last_ts"), "rows",
                                pl.col("state").list.get(0).alias("last_close"),
-                               pl.col("state").list.get(1).alias("last_source_code"))
+                               pl.col("label").str.split_exact("\t", 1).struct.rename_fields(["calendar", "last_source"]))
+    state = state.unnest("label")
     keys = ctx.changes.join(state, on=list(_KEY), how="left")
     append = keys.filter(pl.col("last_ts").is_not_null() & (pl.col("since") > pl.col("last_ts")))
     rebuild = keys.join(append.select(*_KEY), on=list(_KEY), how="anti").select(*_KEY)
@@ -92,11 +102,11 @@ def update_clean(ctx: IncrementalContext) -> Changes:
             *_KEY, pl.col("last_ts").alias("ts"), *(pl.lit(None, pl.Float64).alias(c) for c in ("open", "high", "low")),
             pl.col("last_close").alias("close"), pl.lit(0.0).alias("volume"), pl.lit(0.0).alias("dividend"),
             pl.lit(1.0).alias("split_ratio"), pl.lit(None, pl.String).alias("ingest_id"),
-            pl.col("last_source_code").map_elements(_source_of, return_dtype=pl.String).alias("source"),
+            pl.col("last_source").alias("source"),
             pl.lit(None, _TS).alias("committed"), pl.lit(False).alias("is_outlier"),
         ).cast(_INPUT)
         out, st = clean_frame(new_rows, ctx.settings.calendars, context=context,
-                              rows_before=append.select(*_KEY, "rows"))
+                              rows_before=append.select(*_KEY, "rows"), calendar_of=append.select(*_KEY, "calendar"))
         if events.height:  # a split or dividend restates the key's adjusted history: re-adjust it
             stored = _read_clean(con, events)
             again = adjust(sorted_by(pl.concat([stored, out.join(events, on=list(_KEY), how="semi")]), *_KEY, "ts"))
@@ -133,18 +143,6 @@ def _read_clean(con: Any, keys: pl.DataFrame) -> pl.DataFrame:
     return rows.join(keys.select(*_KEY), on=list(_KEY), how="semi").cast(COLUMNS)
 
 
-_SOURCES = ("yahoo", "stooq", "csv", "synthetic", "sample", "frame")
-
-
-def _source_code(source: str | None) -> float:
-    return float(_SOURCES.index(source)) if source in _SOURCES else -1.0
-
-
-def _source_of(code: float) -> str | None:
-    i = int(code)
-    return _SOURCES[i] if 0 <= i < len(_SOURCES) else None
-
-
 @model(partition_by="symbol", order_by=("symbol", "interval", "ts", "committed"), incremental=update_clean,
        fingerprint=_fingerprint)
 def clean__bars(clean__latest_bars: pl.LazyFrame, settings: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -157,19 +155,21 @@ def clean__bars(clean__latest_bars: pl.LazyFrame, settings: Any) -> tuple[pl.Dat
 
 
 def clean_frame(rows: pl.DataFrame, calendars: tuple[tuple[str, str], ...] = (), *,
-                context: pl.DataFrame | None = None,
-                rows_before: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                context: pl.DataFrame | None = None, rows_before: pl.DataFrame | None = None,
+                calendar_of: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The clean rows of ``rows`` (clean.latest_bars rows, any order) and the state after each key.
 
     ``context`` (incremental): one row per key, the key's last clean bar (only its ts, close and
     source matter), placed before its new ``rows`` and dropped from the output; ``rows_before``
-    gives the rows the key already has, so the state's row count continues.
+    gives the rows the key already has, so the state's row count continues; ``calendar_of``
+    (symbol, interval, calendar) the calendar each such key was built with. A key's calendar is
+    decided by its first bar's source (or the ``[calendars]`` overrides), never by a later bar.
 
     Returns
     -------
     clean, state
         ``clean`` in :data:`COLUMNS`, sorted by (symbol, interval, ts); ``state`` one row per key
-        (symbol, interval, ts, rows, state = [last close, source code]).
+        (symbol, interval, ts, rows, state = [last close], label = "<calendar>\t<last source>").
     """
     rows = rows.select(*_INPUT).cast(_INPUT).with_columns(pl.lit(False).alias("_context"))
     if context is not None and context.height:
@@ -182,7 +182,7 @@ def clean_frame(rows: pl.DataFrame, calendars: tuple[tuple[str, str], ...] = (),
     starts = segment_starts(rows, *_KEY)
     ts = rows.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64)
     seg_rows = rows[starts[:-1].tolist()] if n else rows
-    mode, step, seg_cal, cal_names, cal_days, cal_off = _calendars(rows, starts, ts, seg_rows, calendars)
+    mode, step, seg_cal, cal_names, cal_days, cal_off = _calendars(rows, starts, ts, seg_rows, calendars, calendar_of)
     src, imputed, out_ts, _out_starts = clean_nb.layout_nb(ts, starts, mode, step, cal_days, cal_off, seg_cal)
     out = rows.select(pl.all().gather(src)) if n else rows
     imp = pl.Series("is_imputed", imputed)
@@ -237,20 +237,21 @@ def _state(out: pl.DataFrame, rows_before: pl.DataFrame | None) -> pl.DataFrame:
     """Per key: the last ts, the rows it now has in clean.bars, and [last close, source code]."""
     per_key = out.group_by(*_KEY, maintain_order=True).agg(
         pl.col("ts").last(), (~pl.col("_context")).sum().cast(pl.Int64).alias("new_rows"),
-        pl.col("close").last().alias("last_close"), pl.col("source").drop_nulls().last().alias("source"))
+        pl.col("close").last().alias("last_close"), pl.col("source").drop_nulls().last().alias("source"),
+        pl.col("calendar").last())
     if rows_before is not None:
         per_key = per_key.join(rows_before.rename({"rows": "before"}), on=list(_KEY), how="left")
     else:
         per_key = per_key.with_columns(pl.lit(0, pl.Int64).alias("before"))
     return per_key.select(
         *_KEY, "ts", (pl.col("new_rows") + pl.col("before").fill_null(0)).alias("rows"),
-        pl.concat_list(pl.col("last_close"), pl.col("source").map_elements(_source_code, return_dtype=pl.Float64)
-                       .fill_null(-1.0)).alias("state"),
+        pl.concat_list(pl.col("last_close")).alias("state"),
+        pl.concat_str(pl.col("calendar"), pl.col("source").fill_null(""), separator="\t").alias("label"),
     )
 
 
 def _calendars(rows: pl.DataFrame, starts: np.ndarray, ts: np.ndarray, seg_rows: pl.DataFrame,
-               overrides: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
+               overrides: tuple[tuple[str, str], ...], calendar_of: pl.DataFrame | None = None) -> tuple[Any, ...]:
     """Per segment: fill mode, intraday step, calendar index; the calendar names and their session days.
 
     Calendar ``c`` has the sessions ``cal_days[cal_off[c]:cal_off[c + 1]]`` (loaded only for the
@@ -259,13 +260,16 @@ def _calendars(rows: pl.DataFrame, starts: np.ndarray, ts: np.ndarray, seg_rows:
     n_seg = starts.size - 1
     mode = np.zeros(n_seg, np.int64)
     step = np.zeros(n_seg, np.int64)
-    last_source = rows.group_by(*_KEY, maintain_order=True).agg(pl.col("source").drop_nulls().last()) \
+    first_source = rows.group_by(*_KEY, maintain_order=True).agg(pl.col("source").drop_nulls().first()) \
         .get_column("source").to_list() if n_seg else []
+    known: dict[tuple[str, str], str] = {}
+    if calendar_of is not None:
+        known = {(s, i): c for s, i, c in calendar_of.select(*_KEY, "calendar").iter_rows() if c}
     seg_names: list[str] = []
     spans: dict[str, list[int]] = {}
     for s, (symbol, interval) in enumerate(zip(seg_rows.get_column("symbol").to_list(),
                                                seg_rows.get_column("interval").to_list(), strict=True)):
-        name = calendar_for(symbol, last_source[s], overrides)
+        name = known.get((symbol, interval)) or calendar_for(symbol, first_source[s], overrides)
         seg_names.append(name)
         if interval == "1d":
             mode[s] = clean_nb.MODE_SESSIONS

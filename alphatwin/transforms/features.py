@@ -26,6 +26,7 @@ import polars as pl
 from alphatwin.models.incremental import Changes, IncrementalContext, commit_update
 from alphatwin.models.registry import model
 from alphatwin.transforms import indicators, indicators_nb
+from alphatwin.transforms import keys
 from alphatwin.transforms.keys import segment_starts, sorted_by
 
 __all__ = ["features__bars", "features_frame", "update_features", "specs_of", "BAR_COLUMNS"]
@@ -44,7 +45,7 @@ def specs_of(settings: Any) -> list[Any]:
 
 
 def _fingerprint(settings: Any) -> str:
-    code = inspect.getsource(indicators) + inspect.getsource(indicators_nb)
+    code = inspect.getsource(indicators) + inspect.getsource(indicators_nb) + inspect.getsource(keys)
     return hashlib.sha256(f"{specs_of(settings)!r}\n{code}".encode()).hexdigest()
 
 

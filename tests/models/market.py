@@ -37,10 +37,10 @@ def market(n_symbols: int = 4, n_bars: int = 240, seed: int = 11) -> pl.DataFram
     return frame.filter(~gaps).drop("i")
 
 
-def load(paths: WarehousePaths, frame: pl.DataFrame) -> None:
-    """Ingest ``frame`` (validated by the quality gate) as source 'synthetic'."""
+def load(paths: WarehousePaths, frame: pl.DataFrame, *, source: str = "synthetic") -> None:
+    """Ingest ``frame`` (validated by the quality gate) as ``source``."""
     request = FetchRequest(tuple(sorted(frame["symbol"].unique())), "1d")
-    ingest(FrameSource(frame, name="synthetic"), request, paths, gate=QualityGate(paths, request))
+    ingest(FrameSource(frame, name=source), request, paths, gate=QualityGate(paths, request))
 
 
 def build_all(paths: WarehousePaths, *, full_refresh: bool = False) -> BuildResult:

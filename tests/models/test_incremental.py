@@ -79,3 +79,56 @@ def test_extra_feature_parameter_sets_from_settings_force_a_full_rebuild(tmp_pat
     assert {"sma_50", "bb_upper_10_2p5", "sma_20"} <= set(features.columns)
     first = features.group_by("symbol").agg(pl.col("sma_50").is_not_null().arg_max().alias("g"))
     assert first["g"].to_list() == [49, 49]  # TA-Lib's warm-up: the 50th bar
+
+
+def _same_as_full_refresh(paths: WarehousePaths, tmp_path, settings=None) -> None:
+    from alphatwin.models.build import build
+    from tests.models.market import SQL_ROOT
+
+    copy = WarehousePaths(tmp_path / "full")
+    shutil.copytree(paths.root, copy.root)
+    build(copy, sql_root=SQL_ROOT, full_refresh=True, settings=settings)
+    for name in (*TABLES, "meta.model_state"):
+        got, want = table(paths, name), table(copy, name)
+        if name == "meta.model_state":
+            got, want = (f.sort("model", "symbol", "interval") for f in (got, want))
+        assert got.equals(want), name
+
+
+def test_a_stale_upstream_never_leaks_into_features(tmp_path):
+    """features.bars folds only what clean.bars holds, and follows clean.bars' settings changes."""
+    from dataclasses import replace
+
+    from alphatwin.config import Settings
+    from alphatwin.models.build import build
+    from tests.models.market import SQL_ROOT
+
+    paths = WarehousePaths(tmp_path / "wh")
+    data = market(n_symbols=3, n_bars=90)
+    stamps = data["ts"].unique().sort()
+    load(paths, data.filter(pl.col("ts") <= stamps[49]))
+    build_all(paths)
+    load(paths, data.filter((pl.col("ts") > stamps[49]) & (pl.col("ts") <= stamps[60])))
+    build(paths, sql_root=SQL_ROOT, select="features.bars")  # clean.bars has not seen the ingest yet
+    build(paths, sql_root=SQL_ROOT, select="clean.bars")
+    assert _modes(build_all(paths))["features.bars"] == "incremental"
+    _same_as_full_refresh(paths, tmp_path / "a")
+    settings = replace(Settings(), calendars=(("SYN*", "24/7"),))  # weekends become missing sessions
+    result = build(paths, sql_root=SQL_ROOT, settings=settings)
+    assert _modes(result)["clean.bars"] == "full" and _modes(result)["features.bars"] == "full"
+    _same_as_full_refresh(paths, tmp_path / "b", settings)
+
+
+def test_calendar_and_source_do_not_depend_on_later_bars(tmp_path):
+    paths = WarehousePaths(tmp_path / "wh")
+    data = market(n_symbols=2, n_bars=90)
+    stamps = data["ts"].unique().sort()
+    load(paths, data.filter(pl.col("ts") <= stamps[49]), source="mydata")  # a source name AlphaTwin does not know
+    build_all(paths)
+    load(paths, data.filter((pl.col("ts") >= stamps[53]) & (pl.col("ts") <= stamps[70])), source="mydata")
+    load(paths, data.filter(pl.col("ts") > stamps[70]), source="csv")  # the symbol's source changes
+    build_all(paths)
+    clean = table(paths, "clean.bars")
+    assert clean.filter(pl.col("is_imputed"))["source"].null_count() == 0
+    assert clean["calendar"].unique().to_list() == ["XNYS"]  # decided by the first bar's source
+    _same_as_full_refresh(paths, tmp_path)

@@ -50,7 +50,7 @@ def test_golden_gap_fill_split_dividend_and_flags():
     assert out["close"].to_list()[-1] == 6.6  # raw prices are kept
     assert out["is_outlier"].to_list() == [False, False, False, False, True, False]
     assert not out["is_halt"].any()  # 01-03 has zero volume but a range: not a halt
-    assert state.row(0) == ("A", "1d", _t("2024-01-09"), 6, [6.6, 2.0])
+    assert state.row(0) == ("A", "1d", _t("2024-01-09"), 6, [6.6], "XNYS\tcsv")
 
 
 def test_halt_is_a_real_flat_zero_volume_bar():
