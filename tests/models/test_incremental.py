@@ -35,7 +35,7 @@ def test_incremental_equals_full_refresh(tmp_path):
         result = build_all(paths)
         assert _modes(result)["clean.bars"] == "incremental" and _modes(result)["features.bars"] == "incremental"
     incremental = {t: table(paths, t) for t in TABLES}
-    state = table(paths, "meta.model_state")
+    state = table(paths, "meta.model_state").sort("model", "symbol", "interval")
     copy = WarehousePaths(tmp_path / "copy")
     shutil.copytree(paths.root, copy.root)
     assert _modes(build_all(copy, full_refresh=True))["features.bars"] == "full"
@@ -43,7 +43,7 @@ def test_incremental_equals_full_refresh(tmp_path):
         full = table(copy, name)
         assert full.height == incremental[name].height > 0
         assert full.equals(incremental[name]), name
-    assert table(copy, "meta.model_state").equals(state)
+    assert table(copy, "meta.model_state").sort("model", "symbol", "interval").equals(state)
     assert incremental["clean.bars"]["is_imputed"].sum() > 0
     assert incremental["clean.bars"].filter(pl.col("split_ratio") != 1).height == 2
 
