@@ -347,7 +347,7 @@ class _Job:
                 srun.rows_in += rows_in
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    _write(con, _staging(m), frame, replace=i == 0)
+                    _write(con, _staging(m), frame, replace=i == 0, virtual=m.virtual)
                     con.execute("COMMIT")
                 except BaseException:
                     con.execute("ROLLBACK")
@@ -463,16 +463,30 @@ def _materialise_sql(con: Any, m: Model) -> int:
     return int(con.execute(f"SELECT count(*) FROM {_quoted(m.name)}").fetchall()[0][0])
 
 
-def _write(con: Any, table: str, frame: Any, *, replace: bool) -> None:
-    """Write ``frame`` as ``table`` (quoted; ``replace``) or append it to it."""
-    con.register(_FRAME, frame.to_arrow())
-    try:
-        if replace:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_FRAME}")
-        else:
-            con.execute(f"INSERT INTO {table} SELECT * FROM {_FRAME}")
-    finally:
-        con.unregister(_FRAME)
+def _write(con: Any, table: str, frame: Any, *, replace: bool, virtual: tuple[tuple[str, str], ...] = ()) -> None:
+    """Write ``frame`` as ``table`` (quoted; ``replace``) or append it to it; ``virtual`` columns
+    become generated columns (their values in ``frame`` are not written)."""
+    if not virtual:
+        con.register(_FRAME, frame.to_arrow())
+        try:
+            if replace:
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_FRAME}")
+            else:
+                con.execute(f"INSERT INTO {table} SELECT * FROM {_FRAME}")
+        finally:
+            con.unregister(_FRAME)
+        return
+    expressions = dict(virtual)
+    if replace:
+        con.register(_FRAME, frame.head(0).to_arrow())
+        try:
+            types = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {_FRAME}").fetchall()}
+        finally:
+            con.unregister(_FRAME)
+        columns = [f'"{c}" {types[c]} GENERATED ALWAYS AS ({expressions[c]}) VIRTUAL' if c in expressions
+                   else f'"{c}" {types[c]}' for c in frame.columns]
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(columns)})")
+    incremental.append_rows(con, table, frame, virtual=tuple(expressions))
 
 
 def _record(con: Any, m: Model, run: ModelRun, srun: StageRun, sha: str) -> None:

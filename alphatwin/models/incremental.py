@@ -229,14 +229,15 @@ def forget_state(con: Any, model: str, keys: Any) -> None:
                "__alphatwin_keys AS k WHERE k.symbol = m.symbol AND k.interval = m.interval)", [model])
 
 
-def append_rows(con: Any, table: str, frame: Any) -> int:
-    """Append ``frame`` (the table's columns, in order) to ``table``; the rows appended."""
+def append_rows(con: Any, table: str, frame: Any, *, virtual: tuple[str, ...] = ()) -> int:
+    """Append ``frame`` to ``table`` (``schema.table``, quoted or not) by column name, leaving out
+    its ``virtual`` (generated) columns; the rows appended."""
     if frame.height == 0:
         return 0
-    schema, name = table.split(".", 1)
-    con.register("__alphatwin_rows", frame.to_arrow())
+    quoted = table if table.startswith('"') else ".".join(f'"{p}"' for p in table.split(".", 1))
+    con.register("__alphatwin_rows", frame.drop([c for c in virtual if c in frame.columns]).to_arrow())
     try:
-        con.execute(f'INSERT INTO "{schema}"."{name}" SELECT * FROM __alphatwin_rows')
+        con.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM __alphatwin_rows")
     finally:
         con.unregister("__alphatwin_rows")
     return int(frame.height)
@@ -254,8 +255,9 @@ def commit_update(ctx: IncrementalContext, table: str, done: Changes, *, rebuilt
         gone = rebuilt.join(kept, on=["symbol", "interval"], how="anti")
         if gone.height:
             forget_state(ctx.con, ctx.model.name, gone)
+    virtual = tuple(name for name, _ in ctx.model.virtual)
     for part in parts:
-        done.rows += append_rows(ctx.con, table, part)
+        done.rows += append_rows(ctx.con, table, part, virtual=virtual)
     if states:
         ctx.save_state(pl.concat(states))
     return done

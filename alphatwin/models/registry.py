@@ -76,6 +76,7 @@ class Model:
     materialized: str = "table"
     partition_by: str | None = None
     order_by: tuple[str, ...] = ()
+    virtual: tuple[tuple[str, str], ...] = ()
     updater: Callable[..., Any] | None = None
     wants_settings: bool = False
     fingerprint: Callable[..., str] | None = None
@@ -90,6 +91,7 @@ class Model:
 
 
 def model(func: F | None = None, *, partition_by: str | None = None, order_by: tuple[str, ...] = (),
+          virtual: dict[str, str] | None = None,
           incremental: Callable[..., Any] | None = None,
           fingerprint: Callable[..., str] | None = None) -> Any:
     """Mark ``func`` as a Python model (see the module docstring for the naming rule).
@@ -104,6 +106,9 @@ def model(func: F | None = None, *, partition_by: str | None = None, order_by: t
         each result, which bounds memory on large warehouses.
     order_by
         Columns the inputs are read sorted by (DuckDB sorts them, faster than Polars would).
+    virtual
+        Output columns stored as DuckDB virtual generated columns (name -> SQL expression over the
+        other columns): computed when read, never written (``clean.bars``' adjusted prices).
     incremental
         ``update(ctx: IncrementalContext) -> Changes``: brings the model's table up to date with
         what changed in the lake since its last build (see :mod:`alphatwin.models.incremental`).
@@ -117,7 +122,7 @@ def model(func: F | None = None, *, partition_by: str | None = None, order_by: t
     """
     def mark(f: F) -> F:
         setattr(f, _OPTIONS, {"partition_by": partition_by, "order_by": tuple(order_by), "updater": incremental,
-                              "fingerprint": fingerprint})
+                              "fingerprint": fingerprint, "virtual": tuple((virtual or {}).items())})
         python_model(f)
         setattr(f, _MARK, True)
         return f
@@ -172,7 +177,7 @@ def python_model(func: Callable[..., Any]) -> Model:
     return Model(name=name, kind="python", depends_on=frozenset(inputs), path=Path(path),
                  description=doc.split("\n\n", 1)[0].strip(), sha256=hashlib.sha256(source.encode()).hexdigest(),
                  func=func, inputs=tuple(inputs), line=line, partition_by=options.get("partition_by"),
-                 order_by=options.get("order_by", ()),
+                 order_by=options.get("order_by", ()), virtual=options.get("virtual", ()),
                  updater=options.get("updater"), wants_settings=wants_settings,
                  fingerprint=options.get("fingerprint"))
 
