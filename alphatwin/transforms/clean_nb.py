@@ -24,13 +24,17 @@ def _walk(ts, starts, mode, step, cal_days, cal_off, seg_cal, src, imputed, out_
     k = 0
     for s in range(starts.size - 1):
         a, b = starts[s], starts[s + 1]
+        c = seg_cal[s]
+        lo, hi = cal_off[c], cal_off[c + 1]
+        j = lo  # the calendar's next session after the previous row: rows only move forward
+        if b > a and mode[s] == MODE_SESSIONS:
+            j = lo + np.searchsorted(cal_days[lo:hi], ts[a] // _US_PER_DAY + 1)
         for i in range(a, b):
             if i > a and mode[s] == MODE_SESSIONS:
                 prev_day = ts[i - 1] // _US_PER_DAY
                 day = ts[i] // _US_PER_DAY
-                c = seg_cal[s]
-                lo, hi = cal_off[c], cal_off[c + 1]
-                j = lo + np.searchsorted(cal_days[lo:hi], prev_day + 1)
+                while j < hi and cal_days[j] <= prev_day:
+                    j += 1
                 while j < hi and cal_days[j] < day:
                     if fill:
                         src[k] = i - 1
