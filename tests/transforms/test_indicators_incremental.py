@@ -68,14 +68,14 @@ EXAMPLES = [
 ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(universe)
-@example(EXAMPLES[0])
-@example(EXAMPLES[1])
-@example(EXAMPLES[2])
-@example(EXAMPLES[3])
-@example(EXAMPLES[4])
-@example(EXAMPLES[5])
+def _property(test):
+    """Hypothesis over ``universe`` plus the hand-picked EXAMPLES (edge cuts and events)."""
+    for case in EXAMPLES:
+        test = example(case)(test)
+    return settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])(given(universe)(test))
+
+
+@_property
 def test_truncation_never_changes_a_value(case):
     symbols, cuts, _ = build(case)
     full, starts = concat(symbols)
@@ -87,14 +87,7 @@ def test_truncation_never_changes_a_value(case):
         assert_same({k: v[pstarts[s]:pstarts[s + 1]] for k, v in pre.items()}, want, f"in symbol {s}")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(universe)
-@example(EXAMPLES[0])
-@example(EXAMPLES[1])
-@example(EXAMPLES[2])
-@example(EXAMPLES[3])
-@example(EXAMPLES[4])
-@example(EXAMPLES[5])
+@_property
 def test_incremental_run_equals_full_run(case):
     symbols, cuts, extra = build(case)
     full, starts = concat(symbols)
