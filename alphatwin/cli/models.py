@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["build_command", "models_command"]
 
 SqlRoot = Annotated[Path | None, typer.Option(
-    "--sql-root", help="Folder of the SQL models (default: sql/ beside alphatwin.toml, else ./sql).",
+    "--sql-root", help="Folder of the SQL models (default: sql/ beside alphatwin.toml, else ./sql, else the project's own sql/).",
     show_default=False)]
 Fmt = Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")]
 
