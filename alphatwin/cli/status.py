@@ -36,6 +36,7 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
         ).row(0, named=True)
         lake = q("SELECT count(*) AS files, coalesce(sum(bytes), 0)::BIGINT AS bytes, coalesce(sum(rows), 0)::BIGINT AS rows FROM meta.lake_files").row(0, named=True)
         quality = _quality(con)
+        models = _models(con)
         stages = q("SELECT stage, count(*) AS runs, round(avg(wall_s), 3) AS avg_wall_s, max(peak_rss_mb) AS peak_rss_mb, "
                    "max(finished) AS last_run FROM meta.stage_runs GROUP BY stage ORDER BY stage")
     disk = shutil.disk_usage(paths.root)
@@ -50,6 +51,7 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
         "datasets": datasets.to_dicts(),
         "recent_ingests": runs.to_dicts(),
         "stages": stages.to_dicts(),
+        "models": models,
     }, datasets, runs
 
 
@@ -68,12 +70,32 @@ def _quality(con: Any) -> dict[str, Any] | None:
     return row
 
 
+def _models(con: Any) -> list[dict[str, Any]]:
+    """Each model's last build (mode, outcome, rows, when) and, for incremental models, how many
+    committed ingests it has not folded in yet (empty before the first build)."""
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'meta' "
+        "AND table_name IN ('model_runs', 'model_watermarks')").fetchall()}
+    if "model_runs" not in have:
+        return []
+    pending = ("(SELECT count(DISTINCT f.ingest_id) FROM meta.lake_files AS f WHERE f.ingest_id NOT IN (SELECT w.id "
+               "FROM meta.model_watermarks AS w WHERE w.model = r.model AND w.kind = 'ingest'))"
+               if "model_watermarks" in have else "NULL")
+    incremental = ("EXISTS (SELECT 1 FROM meta.model_watermarks AS w WHERE w.model = r.model AND w.kind = 'built')"
+                   if "model_watermarks" in have else "false")
+    return con.sql(
+        f"SELECT r.model, r.mode, r.status, r.rows, r.finished AS last_build, "
+        f"CASE WHEN {incremental} THEN {pending} END AS ingests_pending "
+        "FROM meta.model_runs AS r QUALIFY row_number() OVER (PARTITION BY r.model ORDER BY r.finished DESC) = 1 "
+        "ORDER BY r.model").pl().to_dicts()
+
+
 def status_command(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
     """Show datasets and their freshness, recent ingests, success rates, validation pass rate,
-    lake size and free disk.
+    models (last build, ingests not built yet), lake size and free disk.
 
     Example: alphatwin --warehouse W status --format json
     """
@@ -93,6 +115,10 @@ def status_command(
         typer.echo(f"  quality: {qual['passed']} of {qual['batches']} batch(es) passed; "
                    f"{qual['quarantined']:,} of {qual['received']:,} rows quarantined, {qual['flagged']:,} flagged "
                    "(alphatwin quality report)")
+    for m in info["models"]:
+        waiting = f"; {m['ingests_pending']} ingest(s) not built yet" if m["ingests_pending"] else ""
+        typer.echo(f"  model {m['model']}: {m['status']} ({m['mode']}), {m['rows'] or 0:,} rows, "
+                   f"built {m['last_build']:%Y-%m-%d %H:%M}{waiting}")
     typer.echo(f"  disk free: {info['disk_free_bytes'] / 2**30:,.1f} GiB")
     if info["disk_low"]:
         typer.secho("  warning: less than 1 GiB free on the warehouse's disk", fg="yellow", err=True)

@@ -132,3 +132,20 @@ def test_calendar_and_source_do_not_depend_on_later_bars(tmp_path):
     assert clean.filter(pl.col("is_imputed"))["source"].null_count() == 0
     assert clean["calendar"].unique().to_list() == ["XNYS"]  # decided by the first bar's source
     _same_as_full_refresh(paths, tmp_path)
+
+
+def test_status_shows_each_models_last_build_and_what_waits(tmp_path):
+    from alphatwin.cli.status import collect_status
+
+    paths = WarehousePaths(tmp_path / "wh")
+    data = market(n_symbols=2, n_bars=60)
+    stamps = data["ts"].unique().sort()
+    load(paths, data.filter(pl.col("ts") <= stamps[40]))
+    build_all(paths)
+    load(paths, data.filter(pl.col("ts") > stamps[40]))
+    models = {m["model"]: m for m in collect_status(paths)[0]["models"]}
+    assert models["clean.bars"]["mode"] == "full" and models["clean.bars"]["ingests_pending"] == 1
+    assert models["features.bars"]["ingests_pending"] == 1 and models["clean.latest_bars"]["ingests_pending"] is None
+    build_all(paths)
+    models = {m["model"]: m for m in collect_status(paths)[0]["models"]}
+    assert models["features.bars"]["mode"] == "incremental" and models["features.bars"]["ingests_pending"] == 0
