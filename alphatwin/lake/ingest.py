@@ -263,8 +263,13 @@ COMMIT_WAIT = 60.0  # seconds to wait for readers holding the catalog open befor
 
 
 def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, srun: StageRun,
-            interval: str, error: str | None, gate: BatchGate | None = None) -> bool:
-    """Commit the run (and its files and verdicts) in one transaction; True once COMMIT ran."""
+            interval: str, error: str | None, gate: BatchGate | None = None,
+            on_commit: Callable[[], None] | None = None) -> bool:
+    """Commit the run (and its files and verdicts) in one transaction; True once COMMIT ran.
+
+    ``on_commit`` is called right after COMMIT, before the connection closes: closing (DuckDB's
+    checkpoint) can still fail, and the caller must then know the ingest is durable.
+    """
     detail = {"failed": result.failed, "stale": {k: str(v) for k, v in result.stale.items()}}
     with catalog.connect(paths, wait=COMMIT_WAIT) as con:
         con.execute("BEGIN TRANSACTION")
@@ -280,6 +285,8 @@ def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | No
         )
         srun.record(con)
         con.execute("COMMIT")
+        if on_commit is not None:
+            on_commit()
         return True
 
 
@@ -305,6 +312,11 @@ def ingest(
         _start_run(paths, ingest_id, source, request, command)
         writer: LakeWriter | None = None
         committed = False
+
+        def mark_committed() -> None:
+            nonlocal committed
+            committed = True
+
         try:
             writer = LakeWriter(paths, ingest_id)
             result.failed = _fetch_all(source, request, writer, progress, gate)
@@ -320,7 +332,7 @@ def ingest(
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")
             srun.rows_in = srun.rows_out = writer.rows
             writer.publish()
-            committed = _finish(paths, result, writer, srun, request.interval, None, gate)
+            _finish(paths, result, writer, srun, request.interval, None, gate, on_commit=mark_committed)
         except BaseException as exc:
             if committed:  # e.g. the checkpoint on close failed: the ingest itself is durable
                 log.error("ingest %s committed, then: %s", ingest_id, exc)
