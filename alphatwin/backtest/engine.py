@@ -1,0 +1,129 @@
+"""The backtest wrapper: checks the inputs, runs :func:`alphatwin.backtest.nb.simulate_nb`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from alphatwin.backtest.params import Market, SimParams, Costs
+>>> market = Market.from_close(np.array([10.0, 11.0, 12.0, 11.0]))
+>>> result = simulate(market, np.array([1.0, 1.0, 0.0, 0.0]), SimParams(fill="close"))
+>>> round(float(result.equity[-1]), 6)
+120000.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alphatwin.backtest.enums import FILL_DT, TRADE_DT
+from alphatwin.backtest.nb import simulate_nb
+from alphatwin.backtest.params import Market, SimParams
+from alphatwin.errors import InputError
+
+__all__ = ["SimResult", "simulate", "cost_vector"]
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What a simulation produced, per bar and per record (see docs/backtest.md)."""
+
+    equity: np.ndarray  #: (n,) portfolio equity after each bar's close
+    cash: np.ndarray  #: (n,)
+    units: np.ndarray  #: (n, m) units held after each bar's close
+    fees: np.ndarray  #: (n,) commissions paid on each bar
+    slippage: np.ndarray  #: (n,)
+    impact: np.ndarray  #: (n,)
+    fills: np.ndarray  #: FILL_DT records
+    trades: np.ndarray  #: TRADE_DT records, in entry order
+
+    def gross_exposure(self, close: np.ndarray) -> np.ndarray:
+        """(n,) sum of |units x last close| after each bar."""
+        marks = _ffill(close)
+        return np.nansum(np.abs(self.units * np.nan_to_num(marks)), axis=1)
+
+    def positions_value(self, close: np.ndarray) -> np.ndarray:
+        """(n, m) signed value of each symbol's position at its last close."""
+        return self.units * np.nan_to_num(_ffill(close))
+
+    def traded_notional(self, n: int) -> np.ndarray:
+        """(n,) sum of |units x exec price| of each bar's fills."""
+        out = np.zeros(n)
+        np.add.at(out, self.fills["bar"], np.abs(self.fills["units"] * self.fills["price"]))
+        return out
+
+
+def _ffill(x: np.ndarray) -> np.ndarray:
+    idx = np.where(np.isnan(x), 0, np.arange(x.shape[0])[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out = x[idx, np.arange(x.shape[1])[None, :]]
+    return out
+
+
+def cost_vector(params: SimParams) -> np.ndarray:
+    """The kernel's ``cp`` array, in :mod:`alphatwin.backtest.nb`'s index order."""
+    c, s = params.costs, params.stops
+    return np.array([
+        c.fees_bps / 1e4, c.fee_fixed, c.fee_min, c.slippage_bps / 1e4, c.slippage_range,
+        c.slippage_atr, c.impact_k, c.participation, s.stop_loss, s.take_profit,
+        s.trailing_stop, params.leverage,
+    ], dtype=np.float64)
+
+
+def _check(market: Market, target: np.ndarray, start: int) -> np.ndarray:
+    n, m = market.shape
+    target = np.asarray(target, dtype=np.float64)
+    if target.ndim == 1:
+        target = target[:, None]
+    if target.shape != (n, m):
+        raise InputError(f"`target` must have shape {(n, m)} (bars x symbols), got {target.shape}")
+    if not 0 <= start <= n:
+        raise InputError(f"`start` must be a bar index in [0, {n}], got {start}")
+    if np.isinf(target).any():
+        raise InputError("`target` must be finite (NaN = no new target), got inf")
+    for name in ("open", "high", "low", "close", "volume", "split_ratio", "dividend", "atr",
+                 "sigma", "adv"):
+        arr = getattr(market, name)
+        if arr.shape != (n, m):
+            raise InputError(f"market `{name}` must have shape {(n, m)}, got {arr.shape}")
+    has_bar = ~np.isnan(market.close)
+    for name in ("open", "high", "low"):
+        if (np.isnan(getattr(market, name)) & has_bar).any():
+            raise InputError(f"market `{name}` is NaN on a bar that has a close")
+    if (market.close[has_bar] <= 0).any() or (market.open[has_bar] <= 0).any():
+        raise InputError("market prices must be > 0 on every bar")
+    return np.ascontiguousarray(target)
+
+
+def simulate(market: Market, target: np.ndarray, params: SimParams | None = None, *,
+             start: int = 0) -> SimResult:
+    """Simulate a portfolio that follows ``target`` (bars x symbols) on ``market``.
+
+    Parameters
+    ----------
+    market
+        Aligned bars (:class:`alphatwin.backtest.params.Market`).
+    target
+        Weights (fractions of equity) or units per bar and symbol, read at each bar's close;
+        NaN = keep the active target.
+    params
+        Fills, costs, stops and sizing (:class:`alphatwin.backtest.params.SimParams`).
+    start
+        The first bar of the run; earlier bars only serve as history.
+    """
+    params = params or SimParams()
+    target = _check(market, target, start)
+    n, m = market.shape
+    cap = 3 * n * m + 1
+    fills = np.zeros(cap, dtype=FILL_DT)
+    trades = np.zeros(n * m + m + 1, dtype=TRADE_DT)
+    c = np.ascontiguousarray
+    equity, cash, units, bar_cost, n_fills, n_trades = simulate_nb(
+        c(market.open), c(market.high), c(market.low), c(market.close), c(market.volume),
+        c(market.split_ratio), c(market.dividend), c(market.atr), c(market.sigma),
+        c(market.adv), target, int(start), params.fill == "close", float(params.init_cash),
+        params.target_kind == "units", bool(params.whole_units), int(params.rebalance_every),
+        cost_vector(params), fills, trades)
+    return SimResult(equity=equity, cash=cash, units=units, fees=bar_cost[:, 0],
+                     slippage=bar_cost[:, 1], impact=bar_cost[:, 2], fills=fills[:n_fills].copy(),
+                     trades=trades[:n_trades].copy())
