@@ -19,6 +19,7 @@ from alphatwin.backtest.enums import Phase, Reason
 __all__ = ["simulate_nb", "NO_ORDER"]
 
 NO_ORDER = -1
+_DUST = 1e-9  # an order below this fraction of the position is float noise
 _SIGNAL = Reason.SIGNAL
 _REBALANCE = Reason.REBALANCE
 _PENDING = Reason.PENDING
@@ -170,7 +171,6 @@ def _corporate_actions(t: int, split_ratio: np.ndarray, dividend: np.ndarray, fs
             fs[s, _ENTRY] /= r
             fs[s, _PEAK] /= r
             fs[s, _TROUGH] /= r
-            fs[s, _LAST] /= r
             trades[tr]["quantity"] *= r
         d = dividend[t, s]
         if not math.isnan(d) and d != 0.0:
@@ -201,7 +201,8 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
                 sigma: np.ndarray, adv: np.ndarray, units_target: bool, whole: bool,
                 cp: np.ndarray, fs: np.ndarray, ist: np.ndarray, acc: np.ndarray,
                 bar_cost: np.ndarray, fills: np.ndarray, n_fills: np.ndarray,
-                trades: np.ndarray, n_trades: np.ndarray, inc: np.ndarray) -> None:
+                trades: np.ndarray, n_trades: np.ndarray, inc: np.ndarray,
+                order: np.ndarray) -> None:
     """Fill every symbol's order at ``prices[t]``: reducing fills first, then increases."""
     m = fs.shape[0]
     equity, _ = _marks(t, prices, close, fs, acc)
@@ -226,7 +227,7 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
         held = fs[s, _UNITS]
         delta = desired - held
         ist[s, _NEED] = NO_ORDER
-        if delta == 0.0:
+        if abs(delta) <= _DUST * max(abs(desired), abs(held)):  # float noise, not an order
             continue
         if held == 0.0 or (held > 0.0) == (delta > 0.0):
             red, grow = 0.0, delta
@@ -238,8 +239,6 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
         if not math.isinf(cap):
             v = volume[t, s]
             cap = cap * v if not math.isnan(v) else 0.0
-            if whole:
-                cap = math.floor(cap)
             if abs(red) > cap:
                 red = math.copysign(math.trunc(cap) if whole else cap, red)
                 grow = 0.0
@@ -248,9 +247,10 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
                 left = cap - abs(red)
                 grow = math.copysign(math.trunc(left) if whole else left, grow)
                 ist[s, _NEED] = _PENDING
+        order[s] = delta  # the impact of both halves comes from the whole order, before caps
         if red != 0.0:
             slip_pu = p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp)
-            imp_pu = _impact(r, s, red, p, sigma, adv, cp)
+            imp_pu = _impact(r, s, delta, p, sigma, adv, cp)
             q = p - slip_pu - imp_pu if red < 0.0 else p + slip_pu + imp_pu
             _apply(t, s, red, p, q, slip_pu, imp_pu, reason, phase, fs, ist, acc, bar_cost,
                    fills, n_fills, trades, n_trades, cp)
@@ -260,7 +260,7 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
             any_inc = True
     if any_inc:
         _increase(t, r, phase, prices, high, low, close, atr, sigma, adv, whole, cp, fs, ist,
-                  acc, bar_cost, fills, n_fills, trades, n_trades, inc)
+                  acc, bar_cost, fills, n_fills, trades, n_trades, inc, order)
 
 
 @njit(cache=True)
@@ -268,7 +268,8 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
               low: np.ndarray, close: np.ndarray, atr: np.ndarray, sigma: np.ndarray,
               adv: np.ndarray, whole: bool, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
               acc: np.ndarray, bar_cost: np.ndarray, fills: np.ndarray, n_fills: np.ndarray,
-              trades: np.ndarray, n_trades: np.ndarray, inc: np.ndarray) -> None:
+              trades: np.ndarray, n_trades: np.ndarray, inc: np.ndarray,
+              order: np.ndarray) -> None:
     """Increasing fills under the buying-power rule (docs/backtest.md#order-size)."""
     m = fs.shape[0]
     lev = cp[_LEVERAGE]
@@ -280,11 +281,13 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
     for s in range(m):
         if inc[s] != 0.0:
             p = prices[t, s]
-            q = p + p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp) \
-                + _impact(r, s, inc[s], p, sigma, adv, cp)
+            side = 1.0 if inc[s] > 0.0 else -1.0
+            q = p + side * (p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp)
+                            + _impact(r, s, order[s], p, sigma, adv, cp))
             need += abs(inc[s]) * q * (1.0 + lev * f)
             fixed_total += fixed
     room = lev * equity - gross - lev * fixed_total
+    requested = inc.copy()  # before any cut
     if need > room:
         k = max(0.0, room / need)
         for s in range(m):
@@ -297,20 +300,16 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
             continue
         p = prices[t, s]
         slip_pu = p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp)
-        imp_pu = _impact(r, s, u, p, sigma, adv, cp)
+        imp_pu = _impact(r, s, order[s], p, sigma, adv, cp)
         side = 1.0 if u > 0.0 else -1.0
         q = p + side * (slip_pu + imp_pu)
         equity, gross = _marks(t, prices, close, fs, acc)
-        a = abs(u)
-        if f * a * q + fixed < cp[_FEE_MIN]:
-            a = min(a, (lev * (equity - cp[_FEE_MIN]) - gross) / q)
-        else:
-            a = min(a, (lev * (equity - fixed) - gross) / (q * (1.0 + lev * f)))
-            if f * a * q + fixed < cp[_FEE_MIN]:
-                a = min(a, (lev * (equity - cp[_FEE_MIN]) - gross) / q)
-        if whole:
+        # G + a*q <= L * (E - max(f*a*q + F, fee_min)): both bounds hold
+        a = min(abs(u), (lev * (equity - fixed) - gross) / (q * (1.0 + lev * f)),
+                (lev * (equity - cp[_FEE_MIN]) - gross) / q)
+        if whole and a < abs(u):  # a quantity cut by buying power: whole units
             a = float(math.trunc(a))
-        if a <= 0.0:
+        if a <= _DUST * abs(requested[s]):  # nothing left, or float noise of a fully used buying power
             continue
         _apply(t, s, side * a, p, q, slip_pu, imp_pu, ist[s, _INC_REASON], phase, fs, ist,
                acc, bar_cost, fills, n_fills, trades, n_trades, cp)
@@ -420,6 +419,7 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     acc = np.zeros(4)
     acc[_CASH] = init_cash
     inc = np.zeros(m)
+    order = np.zeros(m)
     equity = np.full(n, init_cash)
     cash = np.full(n, init_cash)
     units_out = np.zeros((n, m))
@@ -431,14 +431,14 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
         if not fill_close and t > start:
             _fill_point(t, t - 1, _OPEN, open_, high, low, close, volume, atr, sigma, adv,
                         units_target, whole, cp, fs, ist, acc, bar_cost, fills, n_fills,
-                        trades, n_trades, inc)
+                        trades, n_trades, inc, order)
         _stops(t, open_, high, low, close, atr, sigma, adv, cp, fs, ist, acc, bar_cost, fills,
                n_fills, trades, n_trades)
         if fill_close:
             _decide(t, start, rebalance_every, target, fs, ist)
             _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv,
                         units_target, whole, cp, fs, ist, acc, bar_cost, fills, n_fills,
-                        trades, n_trades, inc)
+                        trades, n_trades, inc, order)
         value = acc[_CASH]
         for s in range(m):
             if not math.isnan(close[t, s]):

@@ -103,7 +103,7 @@ def _fill_one(p: float, units: float, target: float, cash: float,
     if whole:
         desired = float(math.trunc(desired))
     delta = desired - units
-    if delta == 0.0:
+    if abs(delta) <= 1e-9 * max(abs(desired), abs(units)):  # float noise (nb._DUST)
         return units, cash
     if units == 0.0 or (units > 0.0) == (delta > 0.0):
         red, grow = 0.0, delta
@@ -135,6 +135,7 @@ def _fill_one(p: float, units: float, target: float, cash: float,
         q = p + side * slip_pu
         equity = cash + units * p
         gross = abs(units * p)
+        requested = abs(grow)  # before any cut
         need = abs(grow) * q * (1.0 + lev * cp_fee)
         room = lev * equity - gross - lev * cp_fixed
         if need > room:
@@ -146,15 +147,12 @@ def _fill_one(p: float, units: float, target: float, cash: float,
         if a != 0.0:
             equity = cash + units * p
             gross = abs(units * p)
-            if cp_fee * a * q + cp_fixed < cp_min:
-                a = min(a, (lev * (equity - cp_min) - gross) / q)
-            else:
-                a = min(a, (lev * (equity - cp_fixed) - gross) / (q * (1.0 + lev * cp_fee)))
-                if cp_fee * a * q + cp_fixed < cp_min:
-                    a = min(a, (lev * (equity - cp_min) - gross) / q)
-            if whole:
+            a0 = a
+            a = min(a, (lev * (equity - cp_fixed) - gross) / (q * (1.0 + lev * cp_fee)),
+                    (lev * (equity - cp_min) - gross) / q)
+            if whole and a < a0:
                 a = float(math.trunc(a))
-            if a > 0.0:
+            if a > 1e-9 * requested:  # not nothing, nor float noise (nb._DUST)
                 u = side * a
                 fee = max(cp_fee * a * q + cp_fixed, cp_min)
                 cash -= u * q + fee

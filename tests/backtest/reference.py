@@ -323,7 +323,8 @@ class _Reference:
                 continue
             p = self.base_price(t, s, phase)
             if self.target_kind == "weight":
-                desired = self.active[s] * e0 / p
+                # a portfolio with no equity left holds nothing (weights of nothing)
+                desired = self.active[s] * e0 / p if e0 > 0 else 0.0
             else:
                 desired = self.active[s]
             if self.whole_units:
@@ -331,7 +332,8 @@ class _Reference:
             held = self.units[s]
             order = desired - held
             self.pending[s] = False
-            if order == 0:
+            # dust: an order below a billionth of the position is float noise, not an order
+            if abs(order) <= 1e-9 * max(abs(desired), abs(held)):
                 continue
             # split into the part that reduces |position| and the part that increases it
             if held == 0 or (held > 0 and desired > held) or (held < 0 and desired < held):
@@ -374,6 +376,7 @@ class _Reference:
         for s, u, p, q, slip_unit, impact_unit, reason in increasing:
             need += abs(u) * q * (1 + lev * f)
             fixed += self.fee_fixed
+        requested = {o[0]: abs(o[1]) for o in increasing}  # before any cut
         if need > 0:
             k = (lev * e - g - lev * fixed) / need
             if k < 1:
@@ -397,7 +400,8 @@ class _Reference:
             if self.fee_min > 0:
                 largest = min(largest, (lev * (e - self.fee_min) - g) / q)
             u, _ = self.cut(u, largest)  # cut by buying power: done, not pending
-            if abs(u) <= 0 or (self.whole_units and abs(u) < 1):
+            # nothing left, or dust (float noise of a fully used buying power)
+            if abs(u) <= 1e-9 * requested[s] or (self.whole_units and abs(u) < 1):
                 continue  # an increase that ends at nothing does not fill
             self.execute(t, s, u, p, q, slip_unit, impact_unit, reason, phase)
 
@@ -435,10 +439,11 @@ class _Reference:
                     elif not _isnan(tp_level) and o >= tp_level:
                         exit_price, exit_reason = o, Reason.TAKE_PROFIT
                 if exit_reason == -1:
+                    # an intrabar exit price is the level clipped into the bar's [low, high]
                     if not _isnan(stop_level) and lo <= stop_level:
-                        exit_price, exit_reason = stop_level, stop_reason
+                        exit_price, exit_reason = min(stop_level, hi), stop_reason
                     elif not _isnan(tp_level) and hi >= tp_level:
-                        exit_price, exit_reason = tp_level, Reason.TAKE_PROFIT
+                        exit_price, exit_reason = max(tp_level, lo), Reason.TAKE_PROFIT
                 if exit_reason == -1:
                     self.peak[s] = max(self.peak[s], hi)
             else:
@@ -460,18 +465,18 @@ class _Reference:
                         exit_price, exit_reason = o, Reason.TAKE_PROFIT
                 if exit_reason == -1:
                     if not _isnan(stop_level) and hi >= stop_level:
-                        exit_price, exit_reason = stop_level, stop_reason
+                        exit_price, exit_reason = max(stop_level, lo), stop_reason
                     elif not _isnan(tp_level) and lo <= tp_level:
-                        exit_price, exit_reason = tp_level, Reason.TAKE_PROFIT
+                        exit_price, exit_reason = min(tp_level, hi), Reason.TAKE_PROFIT
                 if exit_reason == -1:
                     self.trough[s] = min(self.trough[s], lo)
             if exit_reason == -1:
                 continue
             # Stop exit: the whole position, no participation cap, slippage/impact/fees as any fill.
             # Phase code INTRABAR (1) also for the exits at the open (gap).
-            # AMBIGUITY: an intrabar exit of a position entered at this bar's open is at the stop
-            # level even when that level lies above the open (long) / below it (short), e.g. a
-            # trailing stop tighter than the entry slippage; the level is not clipped to the bar.
+            # An intrabar exit of a position entered at this bar's open can find its level above
+            # the open (long), e.g. a trailing stop tighter than the entry slippage: the level is
+            # clipped into the bar's range (docs/backtest.md#stops).
             u = -held
             side = _sign(u)
             q, slip_unit, impact_unit = self.exec_price(t, s, exit_price, side, abs(held), Phase.INTRABAR)
