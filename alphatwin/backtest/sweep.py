@@ -40,7 +40,8 @@ def pairs(fasts: Sequence[int], slows: Sequence[int]) -> tuple[np.ndarray, np.nd
 
 
 def fused_applies(params: SimParams) -> bool:
-    """True when the fused kernel covers ``params`` (see the module docstring)."""
+    """True when the fused kernel covers ``params`` (see the module docstring); it also needs a
+    bar on every row (no imputed or halted bars)."""
     c, s = params.costs, params.stops
     return (params.target_kind == "weight" and params.rebalance_every == 0
             and c.slippage_range == 0 and c.slippage_atr == 0 and c.impact_k == 0
@@ -77,8 +78,6 @@ def sweep_sma_cross(market: Market, signal_close: np.ndarray, fasts: Sequence[in
     n, m = market.shape
     if m != 1:
         raise InputError(f"a sweep runs on one symbol at a time, got {m}")
-    if np.isnan(market.close).any():
-        raise InputError("a sweep needs a bar on every row (one symbol's own timeline)")
     long_, short = direction_flags(direction)
     fast, slow = pairs(fasts, slows)
     if fast.size == 0:
@@ -89,7 +88,7 @@ def sweep_sma_cross(market: Market, signal_close: np.ndarray, fasts: Sequence[in
     si = np.searchsorted(windows, slow)
     rf = per_period_rate(risk_free, periods_per_year)
     col = lambda a: np.ascontiguousarray(a[:, 0])  # noqa: E731
-    if fused_applies(params):
+    if fused_applies(params) and not np.isnan(market.close).any():
         c = params.costs
         out = sweep_cross_fast_nb(
             sma, fi, si, col(market.open), col(market.close), col(market.split_ratio),

@@ -51,6 +51,8 @@ def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float
         total += x
         prev = e
         if e >= peak:
+            if i - peak_bar > longest and i - peak_bar > 1:  # regained: peak to this bar
+                longest = i - peak_bar
             peak = e
             peak_bar = i
             floor = peak * (1.0 + max_dd)
@@ -79,13 +81,20 @@ def _spread_stats(rets: np.ndarray, n: int, total: float, ppy: float, out: np.nd
     mean = total / n
     ss = 0.0
     down = 0.0
+    lo = rets[0]
+    hi = rets[0]
     for i in range(n):
         x = rets[i]
         ss += (x - mean) * (x - mean)
         down += x * x if x < 0.0 else 0.0
-    std = math.sqrt(ss / (n - 1))
+        lo = min(lo, x)
+        hi = max(hi, x)
+    std = math.sqrt(ss / (n - 1)) if lo != hi else 0.0  # equal returns: exactly 0 (empyrical)
     out[1] = std * math.sqrt(ppy)
-    out[2] = mean / std * math.sqrt(ppy) if std > 0.0 else math.nan
+    if std > 0.0:
+        out[2] = mean / std * math.sqrt(ppy)
+    else:
+        out[2] = math.nan if mean == 0.0 else math.copysign(math.inf, mean)
     down_risk = math.sqrt(down / n) * math.sqrt(ppy)
     out[3] = mean * ppy / down_risk if down_risk > 0.0 else (math.inf if mean > 0.0 else math.nan)
 
@@ -234,6 +243,8 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
         total += x
         prev = e
         if e >= peak:
+            if i - peak_bar > longest and i - peak_bar > 1:  # regained: peak to this bar
+                longest = i - peak_bar
             peak = e
             peak_bar = i
             floor = peak * (1.0 + max_dd)

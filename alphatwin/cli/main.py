@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from alphatwin.cli import demo, ingest, init, models, quality, sql, status, validate
+from alphatwin.cli import backtest, demo, ingest, init, models, quality, sql, status, validate
 from alphatwin.cli.common import State
 from alphatwin.errors import AlphaTwinError
 
@@ -105,6 +105,8 @@ app.command("validate")(validate.validate_command)
 app.command("build")(models.build_command)
 app.command("models")(models.models_command)
 app.add_typer(quality.app, name="quality")
+app.command("backtest")(backtest.backtest_command)
+app.command("sweep")(backtest.sweep_command)
 app.command("demo")(demo.demo_command)
 
 

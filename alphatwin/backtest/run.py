@@ -1,0 +1,277 @@
+"""One backtest or sweep from the warehouse to the ``backtest.*`` tables.
+
+    load_market (features.bars + clean.bars) -> strategy targets per symbol -> simulate
+    -> metrics (alphatwin.metrics) -> write_run (one transaction)
+
+With several symbols each gets an equal share of equity: the strategy's target weight / N.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from alphatwin.backtest.data import Loaded, load_market
+from alphatwin.backtest.engine import SimResult, simulate
+from alphatwin.backtest.enums import PHASES, REASONS
+from alphatwin.backtest.params import SimParams
+from alphatwin.backtest.store import json_value, write_run
+from alphatwin.backtest.sweep import sweep_sma_cross
+from alphatwin.errors import InputError
+from alphatwin.metrics import combine_periods, periods_per_year
+from alphatwin.metrics.summary import summarize
+from alphatwin.signals.base import get_strategy
+
+__all__ = ["RunSpec", "BacktestRun", "SweepRun", "run_backtest", "run_sweep", "targets_for"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run: the strategy and its parameters, the data, execution and annualization."""
+
+    strategy: str
+    symbols: tuple[str, ...]
+    params: dict[str, int] = field(default_factory=dict)
+    direction: str = "long"
+    interval: str = "1d"
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    sim: SimParams = field(default_factory=SimParams)
+    risk_free: float = 0.0
+    periods_per_year: float | None = None  #: None: from the interval and the calendars
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    run_id: str
+    metrics: dict[str, Any]
+    result: SimResult
+    loaded: Loaded
+    frames: dict[str, pl.DataFrame]
+    run: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    run_id: str
+    table: pl.DataFrame
+    run: dict[str, Any]
+
+
+def _run_id(prefix: str) -> str:
+    return f"{prefix}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def targets_for(loaded: Loaded, strategy: str, params: dict[str, int], direction: str) -> np.ndarray:
+    """(n, m) target weights: each symbol's strategy targets on its own rows, / N symbols."""
+    strat = get_strategy(strategy)
+    sig = loaded.signal_close
+    n, m = sig.shape
+    out = np.full((n, m), np.nan)
+    for j in range(m):
+        rows = np.flatnonzero(~np.isnan(sig[:, j]))
+        out[rows, j] = strat.targets(sig[rows, j], **params, direction=direction) / m
+    return out
+
+
+def _ppy(spec: RunSpec, loaded: Loaded) -> float:
+    if spec.periods_per_year is not None:
+        if not spec.periods_per_year > 0:
+            raise InputError(f"`--periods-per-year` must be > 0, got {spec.periods_per_year}")
+        return float(spec.periods_per_year)
+    return combine_periods(periods_per_year(spec.interval, c) for c in loaded.calendars.values())
+
+
+def _run_row(run_id: str, kind: str, spec: RunSpec, loaded: Loaded, params: Any, ppy: float,
+             wall_s: float, command: str | None) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    ts = loaded.ts
+    p = spec.sim.as_dict()
+    return {
+        "run_id": run_id, "kind": kind, "strategy": spec.strategy, "params": params,
+        "direction": spec.direction, "symbols": list(spec.symbols), "interval": spec.interval,
+        "data_start": _py_ts(ts[0]), "run_start": _py_ts(ts[loaded.start]), "data_end": _py_ts(ts[-1]),
+        "n_bars": int(len(ts) - loaded.start), "calendars": loaded.calendars,
+        "periods_per_year": ppy, "risk_free": spec.risk_free, "ingest_ids": loaded.ingest_ids,
+        "validation": loaded.validation, "data_sha256": loaded.data_sha256,
+        "execution": {k: p[k] for k in ("fill", "init_cash", "target_kind", "whole_units", "leverage",
+                                        "rebalance_every")},
+        "cost_model": spec.sim.costs.as_dict(), "stops": spec.sim.stops.as_dict(),
+        "wall_s": wall_s, "command": command, "alphatwin_version": version("alphatwin"),
+    }
+
+
+def _py_ts(value: np.datetime64) -> dt.datetime:
+    return value.astype("datetime64[us]").astype(dt.datetime)
+
+
+def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: bool = True) -> BacktestRun:
+    """Run ``spec`` on the warehouse behind ``con`` and (unless ``save=False``) store it."""
+    began = time.perf_counter()
+    strat = get_strategy(spec.strategy)
+    params = strat.resolve(spec.params)
+    loaded = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end)
+    target = targets_for(loaded, spec.strategy, params, spec.direction)
+    result = simulate(loaded.market, target, spec.sim, start=loaded.start)
+    ppy = _ppy(spec, loaded)
+    metrics = _metrics(result, loaded, spec, ppy)
+    run_id = _run_id("bt")
+    frames = _frames(run_id, result, loaded, metrics, spec.sim.init_cash)
+    run = _run_row(run_id, "backtest", spec, loaded, params, ppy, time.perf_counter() - began, command)
+    if save:
+        write_run(con, run, frames)
+    return BacktestRun(run_id=run_id, metrics=metrics, result=result, loaded=loaded, frames=frames, run=run)
+
+
+def _metrics(result: SimResult, loaded: Loaded, spec: RunSpec, ppy: float) -> dict[str, Any]:
+    s = loaded.start
+    n = loaded.market.shape[0]
+    tr = result.trades
+    last = n - 1
+    held = np.where(tr["exit_bar"] >= 0, tr["exit_bar"], last) - tr["entry_bar"]
+    return summarize(
+        equity=result.equity[s:], init_cash=spec.sim.init_cash, trades_pnl=tr["pnl"],
+        trades_closed=tr["exit_bar"] >= 0, trades_holding_bars=held,
+        gross_exposure=result.gross_exposure(loaded.market.close)[s:],
+        traded_notional=result.traded_notional(n)[s:], fees=float(result.fees.sum()),
+        slippage=float(result.slippage.sum()), impact=float(result.impact.sum()),
+        periods_per_year=ppy, risk_free=spec.risk_free)
+
+
+def _frames(run_id: str, result: SimResult, loaded: Loaded, metrics: dict[str, Any],
+            init_cash: float) -> dict[str, pl.DataFrame]:
+    market = loaded.market
+    ts = market.ts
+    sym = np.array(market.symbols, dtype=object)
+    s = loaded.start
+    n, m = market.shape
+    tr = result.trades
+    open_ = tr["exit_bar"] < 0
+    trades = pl.DataFrame({
+        "run_id": run_id, "trade_no": np.arange(1, len(tr) + 1, dtype=np.int32),
+        "symbol": sym[tr["col"]].tolist(),
+        "direction": np.where(tr["quantity"] > 0, "long", "short").tolist(),
+        "entry_ts": ts[tr["entry_bar"]], "exit_ts": pl.Series(ts[np.where(open_, 0, tr["exit_bar"])]),
+        "quantity": tr["quantity"], "entry_price": tr["entry_price"], "exit_price": tr["exit_price"],
+        "fees": tr["fees"], "slippage": tr["slippage"], "impact": tr["impact"],
+        "dividends": tr["dividends"], "pnl": tr["pnl"], "return": tr["ret"],
+        "bars_held": (np.where(open_, n - 1, tr["exit_bar"]) - tr["entry_bar"]).astype(np.int32),
+        "exit_reason": [None if o else REASONS[r] for o, r in zip(open_, tr["exit_reason"])],
+        "n_fills": tr["n_fills"].astype(np.int32),
+    }, schema_overrides={"exit_reason": pl.String}).with_columns(
+        pl.when(pl.Series(open_)).then(None).otherwise(pl.col("exit_ts")).alias("exit_ts"))
+    f = result.fills
+    fills = pl.DataFrame({
+        "run_id": run_id, "fill_no": np.arange(1, len(f) + 1, dtype=np.int32),
+        "symbol": sym[f["col"]].tolist(), "ts": ts[f["bar"]],
+        "phase": [PHASES[p] for p in f["phase"]], "reason": [REASONS[r] for r in f["reason"]],
+        "units": f["units"], "base_price": f["base_price"], "price": f["price"], "fee": f["fee"],
+        "slippage": f["slippage"], "impact": f["impact"],
+    }, schema_overrides={"phase": pl.String, "reason": pl.String, "symbol": pl.String})
+    equity = result.equity[s:]
+    prev = np.concatenate([[init_cash], equity[:-1]])
+    peak = np.maximum.accumulate(np.concatenate([[init_cash], equity]))[1:]
+    values = result.positions_value(market.close)
+    costs = result.fees + result.slippage + result.impact
+    equity_frame = pl.DataFrame({
+        "run_id": run_id, "ts": ts[s:], "equity": equity, "cash": result.cash[s:],
+        "gross_exposure": np.abs(values).sum(axis=1)[s:], "net_exposure": values.sum(axis=1)[s:],
+        "return": equity / prev - 1.0,
+        "drawdown": equity / peak - 1.0,
+        "fees": result.fees[s:], "slippage": result.slippage[s:], "impact": result.impact[s:],
+        "cum_costs": np.cumsum(costs[s:]),
+    })
+    positions = _positions(run_id, result, loaded)
+    metric_frame = pl.DataFrame({
+        "run_id": run_id, "metric": list(metrics),
+        "value": [None if (v := json_value(x)) is None else float("inf") if v == "inf" else float(v)
+                  for x in metrics.values()],
+    }, schema={"run_id": pl.String, "metric": pl.String, "value": pl.Float64})
+    return {"trades": trades, "fills": fills, "equity": equity_frame, "positions": positions,
+            "metrics": metric_frame}
+
+
+def _positions(run_id: str, result: SimResult, loaded: Loaded) -> pl.DataFrame:
+    """Per bar and symbol: units, last close, value and the symbol's cumulative P&L."""
+    market = loaded.market
+    n, m = market.shape
+    s = loaded.start
+    flows = np.zeros((n, m))
+    f = result.fills
+    np.add.at(flows, (f["bar"], f["col"]), -(f["units"] * f["price"]) - f["fee"])
+    carried = np.zeros((n, m))
+    carried[1:] = result.units[:-1] * np.where(result.units[:-1] != 0, market.split_ratio[1:], 1.0)
+    flows += carried * market.dividend
+    price = _ffill(market.close)
+    value = result.units * np.nan_to_num(price)
+    pnl = np.cumsum(flows, axis=0) + value
+    rows = slice(s, n)
+    k = n - s
+    return pl.DataFrame({
+        "run_id": run_id, "ts": np.repeat(market.ts[rows], m),
+        "symbol": np.tile(np.array(market.symbols, dtype=object), k).tolist(),
+        "units": result.units[rows].ravel(), "price": price[rows].ravel(),
+        "value": value[rows].ravel(), "pnl": pnl[rows].ravel(),
+    }, schema_overrides={"symbol": pl.String}).with_columns(pl.col("price").fill_nan(None))
+
+
+def _ffill(x: np.ndarray) -> np.ndarray:
+    idx = np.where(np.isnan(x), 0, np.arange(x.shape[0])[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    return x[idx, np.arange(x.shape[1])[None, :]]
+
+
+def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[int]], *, command: str | None = None,
+              save: bool = True) -> SweepRun:
+    """Every combination of ``grid`` (invalid ones skipped) on each symbol, stored in
+    ``backtest.sweeps`` under one ``backtest.runs`` row."""
+    began = time.perf_counter()
+    strat = get_strategy(spec.strategy)
+    if spec.strategy != "sma_cross":
+        raise InputError(f"sweeps support sma_cross only for now, got {spec.strategy!r}")
+    names = {p.name for p in strat.params}
+    unknown = sorted(set(grid) - names)
+    if unknown:
+        raise InputError(f"strategy `{spec.strategy}` has no parameter {unknown[0]!r}; its parameters are "
+                         f"{', '.join(sorted(names))}")
+    values = {p.name: [p.check(v) for v in grid.get(p.name, [spec.params.get(p.name, p.default)])]
+              for p in strat.params}
+    run_id = _run_id("sw")
+    tables = []
+    last_loaded = None
+    ppy = 0.0
+    for symbol in spec.symbols:
+        loaded = load_market(con, [symbol], spec.interval, start=spec.start, end=spec.end)
+        ppy = _ppy(spec, loaded)
+        signal = loaded.signal_close[:, 0]
+        table = sweep_sma_cross(loaded.market, signal, values["fast"], values["slow"], spec.sim,
+                                direction=spec.direction, start=loaded.start,
+                                periods_per_year=ppy, risk_free=spec.risk_free)
+        tables.append(table.with_columns(pl.lit(symbol).alias("symbol")))
+        last_loaded = loaded
+    table = pl.concat(tables).with_columns(
+        pl.concat_str([pl.lit('{"fast": '), pl.col("fast").cast(pl.String), pl.lit(', "slow": '),
+                       pl.col("slow").cast(pl.String), pl.lit("}")]).alias("params"),
+        pl.lit(run_id).alias("run_id"))
+    assert last_loaded is not None
+    merged = _merge_provenance(con, spec, last_loaded)
+    run = _run_row(run_id, "sweep", spec, merged, {k: v for k, v in values.items()}, ppy,
+                   time.perf_counter() - began, command)
+    if save:
+        write_run(con, run, {"sweeps": table.with_columns(pl.col("fast").cast(pl.Int32),
+                                                          pl.col("slow").cast(pl.Int32))})
+    return SweepRun(run_id=run_id, table=table, run=run)
+
+
+def _merge_provenance(con: Any, spec: RunSpec, last: Loaded) -> Loaded:
+    """The provenance of all the sweep's symbols at once (one load, no simulation)."""
+    if len(spec.symbols) == 1:
+        return last
+    return load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end)

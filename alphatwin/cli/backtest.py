@@ -1,0 +1,237 @@
+"""``alphatwin backtest`` and ``alphatwin sweep``: strategies on the warehouse's bars (docs/backtest.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alphatwin.cli.common import emit, parse_when, progress_rows, state
+from alphatwin.errors import InputError
+
+if TYPE_CHECKING:
+    from alphatwin.backtest.run import RunSpec
+
+__all__ = ["backtest_command", "sweep_command", "parse_params", "parse_grid"]
+
+Strategy = Annotated[str, typer.Argument(help="Strategy name (sma_cross).", show_default=False)]
+Symbols = Annotated[str, typer.Option("--symbols", help="Comma-separated symbols; several share one portfolio's cash equally (a sweep runs each alone).", show_default=False)]
+Interval = Annotated[str, typer.Option("--interval", help="Bar interval in the warehouse.")]
+Start = Annotated[str | None, typer.Option("--start", help="First bar to trade (earlier bars warm the signals up), like 2015-01-02.", show_default=False)]
+End = Annotated[str | None, typer.Option("--end", help="Last bar to use, like 2018-12-31.", show_default=False)]
+Direction = Annotated[str, typer.Option("--direction", help="long, short or both.")]
+Fill = Annotated[str, typer.Option("--fill", help="open: a decision at the close of bar t fills at the open of t+1 (default); close: at the deciding bar's close (optimistic).")]
+InitCash = Annotated[float, typer.Option("--init-cash", help="Starting cash.")]
+FeesBps = Annotated[float, typer.Option("--fees-bps", help="Commission in basis points of the notional (10 = 0.1%).")]
+FeeFixed = Annotated[float, typer.Option("--fee-fixed", help="Fixed commission per order.")]
+FeeMin = Annotated[float, typer.Option("--fee-min", help="Minimum commission per order.")]
+SlipBps = Annotated[float, typer.Option("--slippage-bps", help="Slippage in basis points of the price, against you.")]
+SlipRange = Annotated[float, typer.Option("--slippage-range", help="Slippage as a fraction of the last completed bar's high-low range.")]
+SlipAtr = Annotated[float, typer.Option("--slippage-atr", help="Slippage as a fraction of the last completed bar's ATR(14).")]
+ImpactK = Annotated[float, typer.Option("--impact-k", help="Square-root market impact k: k * sigma * sqrt(units / ADV(20)) of the price.")]
+Participation = Annotated[float | None, typer.Option("--participation", help="Largest fraction of a bar's volume one order may take (default: no cap).", show_default=False)]
+StopLoss = Annotated[float | None, typer.Option("--stop-loss", help="Stop-loss as a fraction of the entry price (0.05 = 5%).", show_default=False)]
+TakeProfit = Annotated[float | None, typer.Option("--take-profit", help="Take-profit as a fraction of the entry price.", show_default=False)]
+Trailing = Annotated[float | None, typer.Option("--trailing-stop", help="Trailing stop as a fraction below the peak (above the trough for shorts).", show_default=False)]
+Leverage = Annotated[float, typer.Option("--leverage", help="Largest gross exposure / equity (1 = no leverage).")]
+WholeUnits = Annotated[bool, typer.Option("--whole-units", help="Trade whole units only.")]
+Rebalance = Annotated[int, typer.Option("--rebalance-every", help="Rebalance to the targets every N bars (0: only when a target changes).")]
+RiskFree = Annotated[float, typer.Option("--risk-free", help="Annual risk-free rate for Sharpe and Sortino (0.02 = 2%).")]
+Ppy = Annotated[float | None, typer.Option("--periods-per-year", help="Override the annualization (default: from the interval and the calendar: 252 equities, 365 crypto, 260 FX).", show_default=False)]
+NoSave = Annotated[bool, typer.Option("--no-save", help="Do not store the run in backtest.* (read-only use).")]
+
+
+def parse_params(items: list[str] | None) -> dict[str, int]:
+    """``["fast=10", "slow=20"]`` -> ``{"fast": 10, "slow": 20}``."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"`--param` must look like name=value, got {item!r}")
+        try:
+            out[name.strip()] = int(value)
+        except ValueError:
+            raise InputError(f"`--param {name.strip()}` must be an integer, got {value!r}") from None
+    return out
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list[int]]:
+    """``["fast=2:100", "slow=10,20,50", "x=5:50:5"]`` -> inclusive ranges / lists of integers."""
+    out: dict[str, list[int]] = {}
+    for item in items or []:
+        name, sep, spec = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InputError(f"`--grid` must look like name=2:100, name=2:100:2 or name=5,10,20, got {item!r}")
+        try:
+            if ":" in spec:
+                parts = [int(p) for p in spec.split(":")]
+                if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0) or parts[1] < parts[0]:
+                    raise ValueError
+                values = list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
+            else:
+                values = [int(p) for p in spec.split(",")]
+        except ValueError:
+            raise InputError(f"`--grid {name}` must be LOW:HIGH, LOW:HIGH:STEP or a,b,c of integers "
+                             f"(LOW <= HIGH), got {spec!r}") from None
+        out[name] = values
+    if not out:
+        raise InputError("give at least one `--grid name=LOW:HIGH`")
+    return out
+
+
+def _spec(strategy: str, symbols: str, params: dict[str, int], **kw: Any) -> RunSpec:
+    from alphatwin.backtest.params import Costs, SimParams, Stops
+    from alphatwin.backtest.run import RunSpec
+    from alphatwin.signals.base import DIRECTIONS
+
+    names = tuple(s.strip() for s in symbols.split(",") if s.strip())
+    if not names:
+        raise InputError("`--symbols` must name at least one symbol, like GOOG or GOOG,MSFT")
+    if kw["direction"] not in DIRECTIONS:
+        raise InputError(f"`--direction` must be one of {', '.join(DIRECTIONS)}, got {kw['direction']!r}")
+    nan = math.nan
+    costs = Costs(fees_bps=kw["fees_bps"], fee_fixed=kw["fee_fixed"], fee_min=kw["fee_min"],
+                  slippage_bps=kw["slippage_bps"], slippage_range=kw["slippage_range"],
+                  slippage_atr=kw["slippage_atr"], impact_k=kw["impact_k"],
+                  participation=math.inf if kw["participation"] is None else kw["participation"])
+    stops = Stops(stop_loss=nan if kw["stop_loss"] is None else kw["stop_loss"],
+                  take_profit=nan if kw["take_profit"] is None else kw["take_profit"],
+                  trailing_stop=nan if kw["trailing_stop"] is None else kw["trailing_stop"])
+    sim = SimParams(fill=kw["fill"], init_cash=kw["init_cash"], whole_units=kw["whole_units"],
+                    leverage=kw["leverage"], rebalance_every=kw["rebalance_every"], costs=costs,
+                    stops=stops)
+    return RunSpec(strategy=strategy, symbols=names, params=params, direction=kw["direction"],
+                   interval=kw["interval"], start=parse_when(kw["start"], "--start"),
+                   end=parse_when(kw["end"], "--end"), sim=sim, risk_free=kw["risk_free"],
+                   periods_per_year=kw["periods_per_year"])
+
+
+def _command_line() -> str:
+    return "alphatwin " + " ".join(sys.argv[1:])
+
+
+def backtest_command(
+    ctx: typer.Context,
+    strategy: Strategy,
+    symbols: Symbols,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="A strategy parameter, name=value (repeat).", show_default=False)] = None,
+    interval: Interval = "1d", start: Start = None, end: End = None, direction: Direction = "long",
+    fill: Fill = "open", init_cash: InitCash = 100_000.0, fees_bps: FeesBps = 0.0,
+    fee_fixed: FeeFixed = 0.0, fee_min: FeeMin = 0.0, slippage_bps: SlipBps = 0.0,
+    slippage_range: SlipRange = 0.0, slippage_atr: SlipAtr = 0.0, impact_k: ImpactK = 0.0,
+    participation: Participation = None, stop_loss: StopLoss = None, take_profit: TakeProfit = None,
+    trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
+    rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
+    no_save: NoSave = False,
+) -> None:
+    """Backtest a strategy on the warehouse's bars (features.bars + clean.bars), store the run in
+    backtest.runs / trades / fills / equity / positions / metrics and print its run id and
+    metrics. Fills, costs and stops: docs/backtest.md; metric formulas: docs/metrics.md.
+
+    Example: alphatwin backtest sma_cross --symbols GOOG --param fast=10 --param slow=20 --fees-bps 10 --fill close --format json
+    """
+    from alphatwin.backtest.run import run_backtest
+    from alphatwin.backtest.store import json_value
+    from alphatwin.lake import catalog
+
+    if fmt not in ("table", "json"):
+        raise InputError(f"`--format` must be table or json, got {fmt!r}")
+    spec = _spec(strategy, symbols, parse_params(param), **_options(locals()))
+    st = state(ctx)
+    st.start_logging()
+    with catalog.connect(st.paths, read_only=no_save, wait=60.0) as con:
+        run = run_backtest(con, spec, command=_command_line(), save=not no_save)
+    head = {"run_id": run.run_id if not no_save else None, "strategy": spec.strategy,
+            "params": run.run["params"], "symbols": list(spec.symbols), "interval": spec.interval,
+            "start": str(run.run["run_start"]), "end": str(run.run["data_end"])}
+    body = {k: json_value(v) for k, v in run.metrics.items()}
+    if fmt == "json":
+        typer.echo(json.dumps({**head, **body}))
+        return
+    _print_table(head, body)
+
+
+def _options(scope: dict[str, Any]) -> dict[str, Any]:
+    keys = ("interval", "start", "end", "direction", "fill", "init_cash", "fees_bps", "fee_fixed",
+            "fee_min", "slippage_bps", "slippage_range", "slippage_atr", "impact_k", "participation",
+            "stop_loss", "take_profit", "trailing_stop", "leverage", "whole_units", "rebalance_every",
+            "risk_free", "periods_per_year")
+    return {k: scope[k] for k in keys}
+
+
+def _print_table(head: dict[str, Any], body: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {head['run_id'] or '(not saved)'}: {head['strategy']} {head['params']} "
+                        f"on {','.join(head['symbols'])} {head['interval']} {head['start'][:10]}..{head['end'][:10]}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in body.items():
+        table.add_row(key, _fmt(value))
+    Console(soft_wrap=True).print(table)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.6g}" if abs(value) < 1e6 else f"{value:,.2f}"
+    return str(value)
+
+
+def sweep_command(
+    ctx: typer.Context,
+    strategy: Strategy,
+    symbols: Symbols,
+    grid: Annotated[list[str] | None, typer.Option("--grid", "-g", help="A parameter range: name=LOW:HIGH (inclusive), name=LOW:HIGH:STEP or name=a,b,c (repeat).", show_default=False)] = None,
+    top: Annotated[int, typer.Option("--top", help="How many of the best combinations to print.")] = 10,
+    sort: Annotated[str, typer.Option("--sort", help="Metric to rank by (sharpe, total_return, cagr, sortino, calmar, max_drawdown, ...).")] = "sharpe",
+    ascending: Annotated[bool, typer.Option("--ascending", help="Rank the smallest values first.")] = False,
+    interval: Interval = "1d", start: Start = None, end: End = None, direction: Direction = "long",
+    fill: Fill = "open", init_cash: InitCash = 100_000.0, fees_bps: FeesBps = 0.0,
+    fee_fixed: FeeFixed = 0.0, fee_min: FeeMin = 0.0, slippage_bps: SlipBps = 0.0,
+    slippage_range: SlipRange = 0.0, slippage_atr: SlipAtr = 0.0, impact_k: ImpactK = 0.0,
+    participation: Participation = None, stop_loss: StopLoss = None, take_profit: TakeProfit = None,
+    trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
+    rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
+    no_save: NoSave = False,
+) -> None:
+    """Backtest every parameter combination of a grid in one kernel call (combinations such as
+    fast >= slow are skipped), store them all in backtest.sweeps under one backtest.runs row and
+    print the top N.
+
+    Example: alphatwin sweep sma_cross --symbols GOOG --grid fast=2:100 --grid slow=3:200 --fees-bps 10 --top 5
+    """
+    import polars as pl
+
+    from alphatwin.backtest.run import run_sweep
+    from alphatwin.lake import catalog
+
+    if fmt not in ("table", "csv", "json"):
+        raise InputError(f"`--format` must be table, csv or json, got {fmt!r}")
+    if top < 1:
+        raise InputError(f"`--top` must be >= 1, got {top}")
+    ranges = parse_grid(grid)
+    spec = _spec(strategy, symbols, {}, **_options(locals()))
+    st = state(ctx)
+    st.start_logging()
+    with progress_rows(f"sweeping {strategy}", len(spec.symbols)) as advance, \
+            catalog.connect(st.paths, read_only=no_save, wait=60.0) as con:
+        result = run_sweep(con, spec, ranges, command=_command_line(), save=not no_save)
+        advance(len(spec.symbols))
+    table = result.table
+    if sort not in table.columns or table.schema[sort] not in (pl.Float64, pl.Int64):
+        raise InputError(f"`--sort` must be a metric column ({', '.join(c for c in table.columns if table.schema[c] in (pl.Float64, pl.Int64))}), got {sort!r}")
+    best = (table.with_columns(pl.col(sort).fill_nan(None)).sort(sort, descending=not ascending, nulls_last=True)
+            .head(top).select("symbol", "fast", "slow", "total_return", "cagr", "sharpe", "sortino",
+                              "calmar", "max_drawdown", "n_trades", "win_rate", "exposure"))
+    typer.echo(f"sweep {result.run_id if not no_save else '(not saved)'}: {table.height:,} combinations "
+               f"({table['kernel'][0]} kernel) in {result.run['wall_s']:.2f}s", err=True)
+    emit(best, fmt)
