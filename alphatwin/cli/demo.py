@@ -3,8 +3,8 @@
 Stages so far: ingest the real S&P 500 / NASDAQ sample and a synthetic universe (with injected
 defects) into the lake, each batch validated by the Great Expectations gate (bad rows
 quarantined, outliers flagged), write the data-quality report, build the models (clean.bars,
-features.bars), then query the warehouse. Each later stage (backtest, report) joins here as it
-lands.
+features.bars), query the warehouse, backtest ``sma_cross`` on the S&P 500 with costs and
+stops, and sweep its (fast, slow) grid. Each later stage (report) joins here as it lands.
 """
 
 from __future__ import annotations
@@ -64,17 +64,17 @@ def demo_command(
     paths = st.paths
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
-    typer.secho("[1/4] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
+    typer.secho("[1/6] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
                 bold=True, err=True)
     run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
     synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
-    typer.secho("[2/4] data-quality report", bold=True, err=True)
+    typer.secho("[2/6] data-quality report", bold=True, err=True)
     from alphatwin.reports.quality import write_quality_report
 
     dq = write_quality_report(paths)
-    typer.secho("[3/4] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
+    typer.secho("[3/6] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
                 bold=True, err=True)
     from alphatwin.models.build import build
     from alphatwin.models.registry import default_sql_root
@@ -82,7 +82,7 @@ def demo_command(
     for run in build(paths, sql_root=default_sql_root(st.settings.config_file), settings=st.settings,
                      command=DEMO_COMMAND).runs:
         typer.echo(f"  {run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s", err=True)
-    typer.secho("[4/4] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
+    typer.secho("[4/6] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
     frame = run_query(
         paths,
         "SELECT a.symbol, a.source, count(*) AS bars, min(a.ts)::DATE AS first, max(a.ts)::DATE AS last, "
@@ -100,7 +100,42 @@ def demo_command(
         "round(zscore_close_20, 2) AS z_20 FROM features.bars WHERE symbol LIKE '^%' "
         "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) <= 3 ORDER BY symbol, ts",
     ), "table")
+    bt_id, sw_id = _backtest_stage(paths)
     typer.echo(f"\nwarehouse:           {paths.root}")
     typer.echo(f"data-quality report: {dq}")
+    typer.echo(f"backtest run:        {bt_id} (backtest.runs / trades / fills / equity / positions / metrics)")
+    typer.echo(f"sweep run:           {sw_id} (backtest.sweeps)")
     typer.echo(f"try: alphatwin --warehouse {paths.root} sql \"select * from meta.ingest_runs\"")
+    typer.echo(f"     alphatwin --warehouse {paths.root} sql \"select * from backtest.trades where run_id = '{bt_id}'\"")
     typer.echo(f"     duckdb {paths.db}   (the plain DuckDB CLI reads raw.bars too)")
+
+
+def _backtest_stage(paths: object) -> tuple[str, str]:
+    """Stages 5 and 6: a backtest with costs and a stop, then a parameter sweep; returns run ids."""
+    import json
+
+    import polars as pl
+
+    from alphatwin.backtest.params import Costs, SimParams, Stops
+    from alphatwin.backtest.run import RunSpec, run_backtest, run_sweep
+    from alphatwin.backtest.store import json_value
+    from alphatwin.lake import catalog
+
+    typer.secho("[5/6] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
+                "10% trailing stop", bold=True, err=True)
+    sim = SimParams(costs=Costs(fees_bps=10, slippage_bps=5), stops=Stops(trailing_stop=0.10))
+    spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), params={"fast": 50, "slow": 200}, sim=sim)
+    with catalog.connect(paths, wait=60.0) as con:  # type: ignore[arg-type]
+        bt = run_backtest(con, spec, command=DEMO_COMMAND)
+        keys = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades", "win_rate", "total_fees")
+        typer.echo(json.dumps({"run_id": bt.run_id, **{k: json_value(bt.metrics[k]) for k in keys}}))
+        typer.secho("[6/6] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
+                    bold=True, err=True)
+        sweep_spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), sim=SimParams(costs=Costs(fees_bps=10)))
+        sw = run_sweep(con, sweep_spec, {"fast": list(range(2, 101)), "slow": list(range(3, 201))},
+                       command=DEMO_COMMAND)
+    typer.echo(f"  {sw.table.height:,} combinations in {sw.run['wall_s']:.2f}s; best 5 by Sharpe:", err=True)
+    emit(sw.table.sort("sharpe", descending=True, nulls_last=True).head(5)
+         .select("fast", "slow", "total_return", "cagr", "sharpe", "max_drawdown", "n_trades")
+         .with_columns(pl.col(pl.Float64).round(4)), "table")
+    return bt.run_id, sw.run_id
