@@ -237,7 +237,7 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
             red, grow = -held, delta + held
         cap = cp[_PARTICIPATION]
         if not math.isinf(cap):
-            v = volume[t, s]
+            v = volume[r, s] if r >= 0 else math.nan  # the last completed bar's volume
             cap = cap * v if not math.isnan(v) else 0.0
             if abs(red) > cap:
                 red = math.copysign(math.trunc(cap) if whole else cap, red)

@@ -180,10 +180,12 @@ class _Reference:
         q = p + side * (slip_unit + impact)
         return q, slip_unit, impact
 
-    def participation_cap(self, t: int, s: int) -> float:
+    def participation_cap(self, t: int, s: int, phase: int) -> float:
+        """participation x the volume of the last completed bar (t-1 at the open, t at the close)."""
         if math.isinf(self.participation):
             return math.inf  # no cap (also avoids inf * 0)
-        vol = self.volume[t][s]
+        row = t if phase == Phase.CLOSE else t - 1
+        vol = self.volume[row][s] if row >= 0 else math.nan
         if _isnan(vol):
             return 0.0  # unknown volume: nothing allowed
         return self.participation * vol
@@ -343,7 +345,7 @@ class _Reference:
             else:  # a reversal: close the position, then open the new one
                 close_part, open_part = -held, desired
             # participation cap: the closing half consumes it first, the opening half gets the rest
-            cap = self.participation_cap(t, s)
+            cap = self.participation_cap(t, s, phase)
             close_part, cut_close = self.cut(close_part, cap)
             open_part, cut_open = self.cut(open_part, cap - abs(close_part))
             if cut_close or cut_open:

@@ -195,10 +195,10 @@ def test_split_2_for_1_while_holding():
 
 
 def test_participation_cap_leaves_a_pending_rest_filled_next_bar():
-    # units target 10; participation 25% of volume. bar 1's open: cap 0.25 * 16 = 4 -> buy 4 at 100
-    # (cash 9600), 6 pending. decision at bar 1: target NaN, pending -> PENDING order.
-    # bar 2's open: cap 25 -> buy 6 at 101 (cash 8994).
-    mk = market([100, 100.5, 101.5, 102], open=[100, 100, 101, 102], volume=[1000, 16, 100, 1000])
+    # units target 10; participation 25% of the last completed bar's volume. bar 1's open: cap
+    # 0.25 * 16 (bar 0) = 4 -> buy 4 at 100 (cash 9600), 6 pending. decision at bar 1: target NaN,
+    # pending -> PENDING order. bar 2's open: cap 0.25 * 100 (bar 1) = 25 -> buy 6 at 101 (cash 8994).
+    mk = market([100, 100.5, 101.5, 102], open=[100, 100, 101, 102], volume=[16, 100, 1000, 1000])
     out = reference_simulate(mk, targets(10, NAN, NAN, NAN),
                              SimParams(init_cash=10_000, target_kind="units",
                                        costs=Costs(participation=0.25)))
