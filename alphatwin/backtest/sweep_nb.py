@@ -29,6 +29,25 @@ _NOUT = len(OUT_COLS)
 _CHUNK = 64
 
 
+@njit(cache=True, inline="always")
+def _drawdown_step(e: float, i: int, peak: float, peak_bar: int, floor: float, max_dd: float,
+                   longest: int) -> tuple[float, int, float, float, int]:
+    """One bar of the running drawdown statistics (``floor = peak * (1 + max_dd)``: only equity
+    below it can deepen the maximum drawdown, which saves a division on most bars)."""
+    if e >= peak:
+        if i - peak_bar > longest and i - peak_bar > 1:  # regained: peak to this bar
+            longest = i - peak_bar
+        return e, i, e * (1.0 + max_dd), max_dd, longest
+    if e < floor:
+        dd = e / peak - 1.0
+        if dd < max_dd:
+            max_dd = dd
+            floor = e
+    if i - peak_bar > longest:
+        longest = i - peak_bar
+    return peak, peak_bar, floor, max_dd, longest
+
+
 @njit(cache=True)
 def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float, rf: float,
                     out: np.ndarray, rets: np.ndarray) -> None:
@@ -50,20 +69,8 @@ def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float
         rets[i] = x
         total += x
         prev = e
-        if e >= peak:
-            if i - peak_bar > longest and i - peak_bar > 1:  # regained: peak to this bar
-                longest = i - peak_bar
-            peak = e
-            peak_bar = i
-            floor = peak * (1.0 + max_dd)
-        else:
-            if e < floor:
-                dd = e / peak - 1.0
-                if dd < max_dd:
-                    max_dd = dd
-                    floor = e
-            if i - peak_bar > longest:
-                longest = i - peak_bar
+        peak, peak_bar, floor, max_dd, longest = _drawdown_step(e, i, peak, peak_bar, floor,
+                                                                 max_dd, longest)
     out[0] = equity[start + n - 1] / init_cash - 1.0 if n > 0 else 0.0
     out[4] = max_dd
     out[5] = longest
@@ -242,20 +249,8 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
         rets[i] = x
         total += x
         prev = e
-        if e >= peak:
-            if i - peak_bar > longest and i - peak_bar > 1:  # regained: peak to this bar
-                longest = i - peak_bar
-            peak = e
-            peak_bar = i
-            floor = peak * (1.0 + max_dd)
-        else:
-            if e < floor:
-                dd = e / peak - 1.0
-                if dd < max_dd:
-                    max_dd = dd
-                    floor = e
-            if i - peak_bar > longest:
-                longest = i - peak_bar
+        peak, peak_bar, floor, max_dd, longest = _drawdown_step(e, i, peak, peak_bar, floor,
+                                                                 max_dd, longest)
         if not fill_close:
             tg = _signal(fast[t], slow[t], long_, short)
             if tg != active:
