@@ -36,6 +36,7 @@ bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/validate.py
 	.venv/bin/python bench/indicators.py
 	.venv/bin/python bench/build.py
+	.venv/bin/python bench/sweep.py
 
 clean:
 	rm -rf .venv .tools site .pytest_cache

@@ -22,7 +22,7 @@ import polars as pl
 from alphatwin.backtest.params import Market
 from alphatwin.errors import InputError
 
-__all__ = ["Loaded", "load_market", "parse_date", "ADV_WINDOW"]
+__all__ = ["Loaded", "load_market", "ADV_WINDOW"]
 
 #: Bars in the average daily volume of the impact model.
 ADV_WINDOW = 20
@@ -54,16 +54,6 @@ class Loaded:
     @property
     def ts(self) -> np.ndarray:
         return self.market.ts
-
-
-def parse_date(value: str | None, name: str) -> dt.datetime | None:
-    """``--start`` / ``--end`` as a datetime; one clear error for anything else."""
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"`{name}` must be a date like 2020-01-31, got {value!r}") from None
 
 
 def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
@@ -100,6 +90,10 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
     present = set(frame["symbol"].unique().to_list())
     missing = [s for s in symbols if s not in present]
     if missing:
+        if end is not None and con.execute(
+                f"SELECT count(*) FROM features.bars WHERE interval = ? AND symbol IN ({', '.join('?' for _ in missing)})",
+                [interval, *missing]).fetchall()[0][0]:
+            raise InputError(f"no {interval} bars for {', '.join(missing)} on or before `--end` {end:%Y-%m-%d}")
         raise InputError(f"no {interval} bars for {', '.join(missing)} in features.bars "
                          "(ingest them, then `alphatwin build`)")
     ts = np.unique(frame["ts"].to_numpy())

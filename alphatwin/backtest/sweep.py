@@ -19,15 +19,11 @@ from alphatwin.backtest.enums import FILL_DT, TRADE_DT
 from alphatwin.backtest.params import Market, SimParams
 from alphatwin.backtest.sweep_nb import OUT_COLS, sweep_cross_fast_nb, sweep_cross_general_nb
 from alphatwin.errors import InputError
+from alphatwin.metrics.returns import risk_free_per_period
 from alphatwin.signals.base import direction_flags
 from alphatwin.signals.nb import sma_rows_nb
 
-__all__ = ["sweep_sma_cross", "pairs", "fused_applies", "per_period_rate"]
-
-
-def per_period_rate(annual: float, periods_per_year: float) -> float:
-    """An annual rate as a rate per period: (1 + r) ** (1 / periods) - 1."""
-    return (1.0 + annual) ** (1.0 / periods_per_year) - 1.0
+__all__ = ["sweep_sma_cross", "pairs", "fused_applies"]
 
 
 def pairs(fasts: Sequence[int], slows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +82,7 @@ def sweep_sma_cross(market: Market, signal_close: np.ndarray, fasts: Sequence[in
     sma = sma_rows_nb(np.ascontiguousarray(signal_close, dtype=np.float64), windows)
     fi = np.searchsorted(windows, fast)
     si = np.searchsorted(windows, slow)
-    rf = per_period_rate(risk_free, periods_per_year)
+    rf = risk_free_per_period(risk_free, periods_per_year)  # checks it, as a backtest does
     col = lambda a: np.ascontiguousarray(a[:, 0])  # noqa: E731
     if fused_applies(params) and not np.isnan(market.close).any():
         c = params.costs

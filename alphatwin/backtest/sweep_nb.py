@@ -57,7 +57,6 @@ def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float
     Formulas: docs/metrics.md (empyrical's, checked in tests/metrics)."""
     n = equity.shape[0] - start
     prev = init_cash
-    total = 0.0
     peak = init_cash
     floor = init_cash  # peak * (1 + max_dd): a new maximum drawdown needs equity below it
     max_dd = 0.0
@@ -67,36 +66,46 @@ def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float
         e = equity[start + i]
         x = ((e / prev - 1.0) if e != prev else 0.0) - rf  # a flat bar is exactly 0
         rets[i] = x
-        total += x
         prev = e
         peak, peak_bar, floor, max_dd, longest = _drawdown_step(e, i, peak, peak_bar, floor,
                                                                  max_dd, longest)
     out[0] = equity[start + n - 1] / init_cash - 1.0 if n > 0 else 0.0
     out[4] = max_dd
     out[5] = longest
-    _spread_stats(rets, n, total, ppy, out)
+    _spread_stats(rets, n, ppy, out)
+
+
+@njit(cache=True)
+def _all_equal(x: np.ndarray, n: int) -> bool:
+    for i in range(1, n):
+        if x[i] != x[0]:
+            return False
+    return True
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _spread_stats(rets: np.ndarray, n: int, total: float, ppy: float, out: np.ndarray) -> None:
+def _spread_stats(rets: np.ndarray, n: int, ppy: float, out: np.ndarray) -> None:
     """Annual volatility, Sharpe and Sortino of ``rets[:n]`` (excess returns) into out[1:4]."""
     if n < 2:
         out[1] = math.nan
         out[2] = math.nan
         out[3] = math.nan
         return
+    total = 0.0
+    for i in range(n):
+        total += rets[i]
     mean = total / n
     ss = 0.0
     down = 0.0
-    lo = rets[0]
-    hi = rets[0]
-    for i in range(n):
+    for i in range(n):  # vectorized (reassoc): a fixed order for a given build
         x = rets[i]
         ss += (x - mean) * (x - mean)
         down += x * x if x < 0.0 else 0.0
-        lo = min(lo, x)
-        hi = max(hi, x)
-    std = math.sqrt(ss / (n - 1)) if lo != hi else 0.0  # equal returns: exactly 0 (empyrical)
+    std = math.sqrt(ss / (n - 1))
+    # equal returns have a standard deviation of exactly 0 (empyrical); float noise in ``ss``
+    # from equal values is below n * (|mean| * 1e-10)^2, so only then look at the values
+    if ss <= n * (abs(mean) * 1e-10) ** 2 and _all_equal(rets, n):
+        std = 0.0
     out[1] = std * math.sqrt(ppy)
     if std > 0.0:
         out[2] = mean / std * math.sqrt(ppy)
@@ -199,10 +208,10 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
               split_ratio: np.ndarray, dividend: np.ndarray, has_events: bool, start: int,
               fill_close: bool, init_cash: float, long_: bool, short: bool, whole: bool,
               fee: float, fixed: float, fee_min: float, slip: float, lev: float, rf: float,
-              rets: np.ndarray, tr: np.ndarray, row: np.ndarray) -> tuple[int, float]:
+              rets: np.ndarray, tr: np.ndarray, row: np.ndarray) -> int:
     """One combination in one pass: simulation, excess returns into ``rets`` and the
     drawdown statistics into ``row`` exactly as :func:`equity_stats_nb` computes them from the
-    equity curve. Returns (bars held, sum of excess returns); ``tr`` gets the trade counters."""
+    equity curve. Returns the bars held; ``tr`` gets the trade counters."""
     n = close.shape[0]
     cash = init_cash
     units = 0.0
@@ -211,7 +220,6 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
     held = 0
     tr[:] = 0.0
     prev = init_cash
-    total = 0.0
     peak = init_cash
     floor = init_cash
     max_dd = 0.0
@@ -247,7 +255,6 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
         i = t - start
         x = ((e / prev - 1.0) if e != prev else 0.0) - rf
         rets[i] = x
-        total += x
         prev = e
         peak, peak_bar, floor, max_dd, longest = _drawdown_step(e, i, peak, peak_bar, floor,
                                                                  max_dd, longest)
@@ -262,7 +269,7 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
     row[4] = max_dd
     row[5] = longest
     row[12] = e
-    return held, total
+    return held
 
 
 @njit(cache=True, parallel=True)
@@ -286,11 +293,11 @@ def sweep_cross_fast_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndar
         tr = np.zeros(12)
         for j in range(c * _CHUNK, min(n_comb, (c + 1) * _CHUNK)):
             row = out[j]
-            held, total = _run_fast(sma[fast_idx[j]], sma[slow_idx[j]], open_, close,
+            held = _run_fast(sma[fast_idx[j]], sma[slow_idx[j]], open_, close,
                                     split_ratio, dividend, has_events, start, fill_close,
                                     init_cash, long_, short, whole, fee, fixed, fee_min, slip,
                                     lev, rf, rets, tr, row)
-            _spread_stats(rets, n - start, total, ppy, row)
+            _spread_stats(rets, n - start, ppy, row)
             row[6] = tr[4]
             row[7] = tr[5]
             row[8] = tr[6]

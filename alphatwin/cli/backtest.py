@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -84,15 +85,29 @@ def parse_grid(items: list[str] | None) -> dict[str, list[int]]:
 
 
 def _spec(strategy: str, symbols: str, params: dict[str, int], **kw: Any) -> RunSpec:
-    from alphatwin.backtest.params import Costs, SimParams, Stops
-    from alphatwin.backtest.run import RunSpec
     from alphatwin.signals.base import DIRECTIONS
 
     names = tuple(s.strip() for s in symbols.split(",") if s.strip())
     if not names:
         raise InputError("`--symbols` must name at least one symbol, like GOOG or GOOG,MSFT")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"`--symbols` names {repeated[0]} more than once")
     if kw["direction"] not in DIRECTIONS:
         raise InputError(f"`--direction` must be one of {', '.join(DIRECTIONS)}, got {kw['direction']!r}")
+    try:
+        return _build_spec(strategy, names, params, kw)
+    except InputError as exc:  # name the flag, not the field: `fees_bps` -> `--fees-bps`
+        raise InputError(re.sub(r"`([a-z_]+)`", lambda m: f"`--{m.group(1).replace('_', '-')}`"
+                                if m.group(1) in kw else m.group(0), str(exc))) from None
+
+
+def _build_spec(strategy: str, names: tuple[str, ...], params: dict[str, int], kw: dict[str, Any]) -> RunSpec:
+    from alphatwin.backtest.params import Costs, SimParams, Stops
+    from alphatwin.backtest.run import RunSpec
+    from alphatwin.metrics.returns import risk_free_per_period
+
+    risk_free_per_period(kw["risk_free"], 252.0)  # checks the rate before anything runs
     nan = math.nan
     costs = Costs(fees_bps=kw["fees_bps"], fee_fixed=kw["fee_fixed"], fee_min=kw["fee_min"],
                   slippage_bps=kw["slippage_bps"], slippage_range=kw["slippage_range"],
@@ -185,6 +200,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+#: Columns a sweep can be ranked by.
+SORTABLE = ("sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "annual_volatility",
+            "max_drawdown_duration", "win_rate", "profit_factor", "n_trades", "avg_holding_bars", "exposure",
+            "final_equity", "total_fees", "fast", "slow")
+
+
 def sweep_command(
     ctx: typer.Context,
     strategy: Strategy,
@@ -219,6 +240,8 @@ def sweep_command(
     if top < 1:
         raise InputError(f"`--top` must be >= 1, got {top}")
     ranges = parse_grid(grid)
+    if sort not in SORTABLE:
+        raise InputError(f"`--sort` must be one of {', '.join(SORTABLE)}, got {sort!r}")
     spec = _spec(strategy, symbols, {}, **_options(locals()))
     st = state(ctx)
     st.start_logging()
@@ -227,8 +250,6 @@ def sweep_command(
         result = run_sweep(con, spec, ranges, command=_command_line(), save=not no_save)
         advance(len(spec.symbols))
     table = result.table
-    if sort not in table.columns or table.schema[sort] not in (pl.Float64, pl.Int64):
-        raise InputError(f"`--sort` must be a metric column ({', '.join(c for c in table.columns if table.schema[c] in (pl.Float64, pl.Int64))}), got {sort!r}")
     best = (table.with_columns(pl.col(sort).fill_nan(None)).sort(sort, descending=not ascending, nulls_last=True)
             .head(top).select("symbol", "fast", "slow", "total_return", "cagr", "sharpe", "sortino",
                               "calmar", "max_drawdown", "n_trades", "win_rate", "exposure"))
