@@ -226,7 +226,17 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
     peak_bar = -1
     longest = 0
     e = init_cash
-    for t in range(start, n):
+    # warm-up: while either SMA is NaN the target is 0 and nothing can happen: flat at the
+    # initial cash, each bar a new (equal) peak, every excess return 0 - rf
+    t0 = start
+    while t0 < n and (math.isnan(fast[t0]) or math.isnan(slow[t0])):
+        t0 += 1
+    if t0 > start:
+        for i in range(t0 - start):
+            rets[i] = 0.0 - rf
+        active = 0.0
+        peak_bar = t0 - start - 1
+    for t in range(t0, n):
         if has_events and units != 0.0:
             r = split_ratio[t]
             if r != 1.0 and r > 0.0:
