@@ -5,7 +5,9 @@ One query joins ``features.bars`` (the bar as traded, its flags, ``atr_14``, ``v
 ``calendar``); the symbols are aligned on the union of their timestamps. A bar that was filled
 in for a missing session (``is_imputed``) or that is a halt (``is_halt``) cannot be traded: its
 prices are NaN in the :class:`~alphatwin.backtest.params.Market`, while the signal series
-(``adj_close``) keeps every row, as ``features.bars`` does.
+(``adj_close``) keeps every row, as ``features.bars`` does. A bar the quality gate flagged as an
+outlier (``clean.bars.is_outlier``) follows the ``outliers`` policy: ``untradable`` (default,
+like a halt), ``trade`` (use it as it is) or ``fail`` (refuse the run).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import polars as pl
 from alphatwin.backtest.params import Market
 from alphatwin.errors import InputError
 
-__all__ = ["Loaded", "load_market", "ADV_WINDOW"]
+__all__ = ["Loaded", "load_market", "ADV_WINDOW", "OUTLIER_POLICIES"]
+
+#: What a backtest does with bars flagged as outliers by the quality gate.
+OUTLIER_POLICIES = ("untradable", "trade", "fail")
 
 #: Bars in the average daily volume of the impact model.
 ADV_WINDOW = 20
@@ -30,7 +35,8 @@ ADV_WINDOW = 20
 _QUERY = """
 SELECT f.symbol, f.ts, f.open, f.high, f.low, f.close, f.volume::DOUBLE AS volume,
        f.is_imputed, f.is_halt, f.atr_14, f.vol_20,
-       c.split_ratio, c.dividend, c.adj_close, c.ingest_id, c.calendar
+       c.is_outlier, c.split_ratio, c.dividend, c.adj_close, c.adj_volume_factor, c.ingest_id,
+       c.calendar
 FROM features.bars f
 JOIN clean.bars c USING (symbol, interval, ts)
 WHERE f.interval = ? AND f.symbol IN ({symbols}) {until}
@@ -50,24 +56,50 @@ class Loaded:
     ingest_ids: list[str]
     validation: list[dict[str, Any]]
     data_sha256: str
+    data_quality: dict[str, Any]  #: outlier policy and counts, failed validations
+
+    def warnings(self) -> list[str]:
+        """One line per data-quality fact a user should know before trusting the numbers."""
+        out = []
+        q = self.data_quality
+        if q["outlier_bars"]:
+            what = {"untradable": "not traded (marked at the last close)", "trade": "traded as they are"}
+            out.append(f"{q['outlier_bars']} bar(s) in the run are flagged as outliers by the quality "
+                       f"gate ({', '.join(q['outlier_examples'])}{', ...' if q['outlier_bars'] > 3 else ''}): "
+                       f"{what[q['outlier_policy']]}; see quality.flags (`--outliers` chooses)")
+        for v in self.validation:
+            if v["validation"] != "passed":
+                out.append(f"ingest {v['ingest_id']} ({v['source']}) {v['validation']} validation "
+                           f"({v['rows_quarantined'] or 0} row(s) quarantined, not used)")
+        return out
 
     @property
     def ts(self) -> np.ndarray:
         return self.market.ts
 
 
-def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean of the last ``window`` values (NaN before a full window); row t reads <= t."""
-    out = np.full(x.shape, np.nan)
-    if x.shape[0] >= window:
-        c = np.cumsum(np.nan_to_num(x), dtype=np.float64)
-        out[window - 1] = c[window - 1] / window
-        out[window:] = (c[window:] - c[:-window]) / window
-    return out
+def _adv(volume: np.ndarray, adj_volume_factor: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Mean volume of the last :data:`ADV_WINDOW` real (not imputed) bars up to each row, in that
+    row's basis: past volumes times the volume factors of the splits since (``adj_volume_factor``
+    ratios, which involve no later event); NaN before a full window. Row t reads rows <= t."""
+    adjusted = volume * adj_volume_factor
+    idx = np.flatnonzero(real)
+    out = np.full(volume.shape, np.nan)
+    if idx.size >= ADV_WINDOW:
+        c = np.cumsum(adjusted[idx])
+        mean = np.full(idx.size, np.nan)
+        mean[ADV_WINDOW - 1] = c[ADV_WINDOW - 1] / ADV_WINDOW
+        mean[ADV_WINDOW:] = (c[ADV_WINDOW:] - c[:-ADV_WINDOW]) / ADV_WINDOW
+        out[idx] = mean
+        # an imputed row carries the last real mean
+        last = np.maximum.accumulate(np.where(real, np.arange(volume.size), -1))
+        out = np.where(last >= 0, out[np.maximum(last, 0)], np.nan)
+    return out / adj_volume_factor
 
 
 def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
-                start: dt.datetime | None = None, end: dt.datetime | None = None) -> Loaded:
+                start: dt.datetime | None = None, end: dt.datetime | None = None,
+                outliers: str = "untradable") -> Loaded:
     """Bars of ``symbols`` up to ``end`` (all history: signals warm up before ``start``).
 
     Raises
@@ -78,6 +110,10 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
     """
     if not symbols:
         raise InputError("`--symbols` must name at least one symbol")
+    if outliers not in OUTLIER_POLICIES:
+        raise InputError(f"`--outliers` must be one of {', '.join(OUTLIER_POLICIES)}, got {outliers!r}")
+    if start is not None and end is not None and start > end:
+        raise InputError(f"`--start` {start:%Y-%m-%d} is after `--end` {end:%Y-%m-%d}")
     placeholders = ", ".join("?" for _ in symbols)
     until = "AND f.ts <= ?" if end is not None else ""
     params: list[Any] = [interval, *symbols] + ([end] if end is not None else [])
@@ -106,29 +142,43 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
     split = np.ones((n, m))
     dividend = np.zeros((n, m))
     calendars: dict[str, str] = {}
+    flagged: list[tuple[np.datetime64, str]] = []
     for j, symbol in enumerate(symbols):
         part = frame.filter(pl.col("symbol") == symbol)
         rows = np.searchsorted(ts, part["ts"].to_numpy())
-        tradable = ~(part["is_imputed"].to_numpy() | part["is_halt"].to_numpy())
-        for key, col in (("open", "open"), ("high", "high"), ("low", "low"), ("close", "close"),
-                         ("volume", "volume")):
-            values = part[col].to_numpy().astype(np.float64)
+        imputed = part["is_imputed"].to_numpy()
+        outlier = part["is_outlier"].fill_null(False).to_numpy()
+        tradable = ~(imputed | part["is_halt"].to_numpy())
+        if outliers == "untradable":
+            tradable &= ~outlier
+        flagged += [(t, symbol) for t in ts[rows[outlier & (rows >= first)]]]
+        for key in ("open", "high", "low", "close", "volume"):
+            values = part[key].to_numpy().astype(np.float64)
             arrays[key][rows[tradable], j] = values[tradable]
         arrays["atr"][rows, j] = part["atr_14"].to_numpy().astype(np.float64)
         arrays["sigma"][rows, j] = part["vol_20"].to_numpy().astype(np.float64)
-        arrays["adv"][rows, j] = _rolling_mean(part["volume"].to_numpy().astype(np.float64), ADV_WINDOW)
+        arrays["adv"][rows, j] = _adv(part["volume"].to_numpy().astype(np.float64),
+                                      part["adj_volume_factor"].to_numpy().astype(np.float64), ~imputed)
         arrays["signal"][rows, j] = part["adj_close"].to_numpy().astype(np.float64)
         split[rows, j] = part["split_ratio"].fill_null(1.0).to_numpy()
         dividend[rows, j] = part["dividend"].fill_null(0.0).to_numpy()
         calendars[symbol] = part["calendar"][0]
+    if flagged and outliers == "fail":
+        when, symbol = min(flagged)
+        raise InputError(f"{len(flagged)} bar(s) in the run are flagged as outliers (first: {symbol} "
+                         f"{str(when)[:10]}); `--outliers untradable` skips them, `--outliers trade` uses them")
+    quality = {"outlier_policy": outliers, "outlier_bars": len(flagged),
+               "outlier_examples": [f"{sym} {str(when)[:10]}" for when, sym in sorted(flagged)[:3]]}
     market = Market(ts=ts, symbols=tuple(symbols), open=arrays["open"], high=arrays["high"],
                     low=arrays["low"], close=arrays["close"], volume=arrays["volume"],
                     split_ratio=split, dividend=dividend, atr=arrays["atr"], sigma=arrays["sigma"],
                     adv=arrays["adv"])
     ingest_ids = sorted(frame["ingest_id"].unique().drop_nulls().to_list())
+    validation = _validation(con, ingest_ids)
+    quality["failed_validations"] = [v["ingest_id"] for v in validation if v["validation"] != "passed"]
     return Loaded(market=market, signal_close=arrays["signal"], start=first, interval=interval,
-                  calendars=calendars, ingest_ids=ingest_ids,
-                  validation=_validation(con, ingest_ids), data_sha256=_digest(frame))
+                  calendars=calendars, ingest_ids=ingest_ids, validation=validation,
+                  data_sha256=_digest(frame), data_quality=quality)
 
 
 def _validation(con: Any, ingest_ids: list[str]) -> list[dict[str, Any]]:

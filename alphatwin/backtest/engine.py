@@ -31,33 +31,26 @@ class SimResult:
     equity: np.ndarray  #: (n,) portfolio equity after each bar's close
     cash: np.ndarray  #: (n,)
     units: np.ndarray  #: (n, m) units held after each bar's close
+    marks: np.ndarray  #: (n, m) the price each symbol is marked at (last close, split adjusted)
     fees: np.ndarray  #: (n,) commissions paid on each bar
     slippage: np.ndarray  #: (n,)
     impact: np.ndarray  #: (n,)
     fills: np.ndarray  #: FILL_DT records
     trades: np.ndarray  #: TRADE_DT records, in entry order
 
-    def gross_exposure(self, close: np.ndarray) -> np.ndarray:
-        """(n,) sum of |units x last close| after each bar."""
-        marks = _ffill(close)
-        return np.nansum(np.abs(self.units * np.nan_to_num(marks)), axis=1)
+    def positions_value(self) -> np.ndarray:
+        """(n, m) signed value of each symbol's position at its mark."""
+        return self.units * np.nan_to_num(self.marks)
 
-    def positions_value(self, close: np.ndarray) -> np.ndarray:
-        """(n, m) signed value of each symbol's position at its last close."""
-        return self.units * np.nan_to_num(_ffill(close))
+    def gross_exposure(self) -> np.ndarray:
+        """(n,) sum of |units x mark| after each bar."""
+        return np.abs(self.positions_value()).sum(axis=1)
 
     def traded_notional(self, n: int) -> np.ndarray:
         """(n,) sum of |units x exec price| of each bar's fills."""
         out = np.zeros(n)
         np.add.at(out, self.fills["bar"], np.abs(self.fills["units"] * self.fills["price"]))
         return out
-
-
-def _ffill(x: np.ndarray) -> np.ndarray:
-    idx = np.where(np.isnan(x), 0, np.arange(x.shape[0])[:, None])
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    out = x[idx, np.arange(x.shape[1])[None, :]]
-    return out
 
 
 def cost_vector(params: SimParams) -> np.ndarray:
@@ -118,12 +111,12 @@ def simulate(market: Market, target: np.ndarray, params: SimParams | None = None
     fills = np.zeros(cap, dtype=FILL_DT)
     trades = np.zeros(n * m + m + 1, dtype=TRADE_DT)
     c = np.ascontiguousarray
-    equity, cash, units, bar_cost, n_fills, n_trades = simulate_nb(
+    equity, cash, units, marks, bar_cost, n_fills, n_trades = simulate_nb(
         c(market.open), c(market.high), c(market.low), c(market.close), c(market.volume),
         c(market.split_ratio), c(market.dividend), c(market.atr), c(market.sigma),
         c(market.adv), target, int(start), params.fill == "close", float(params.init_cash),
         params.target_kind == "units", bool(params.whole_units), int(params.rebalance_every),
         cost_vector(params), fills, trades)
-    return SimResult(equity=equity, cash=cash, units=units, fees=bar_cost[:, 0],
+    return SimResult(equity=equity, cash=cash, units=units, marks=marks, fees=bar_cost[:, 0],
                      slippage=bar_cost[:, 1], impact=bar_cost[:, 2], fills=fills[:n_fills].copy(),
                      trades=trades[:n_trades].copy())

@@ -42,6 +42,17 @@ _FEE_RATE, _FEE_FIXED, _FEE_MIN, _SLIP_RATE, _SLIP_RANGE, _SLIP_ATR, _IMPACT_K, 
 
 
 @njit(cache=True)
+def _basis(t: int, r: int, s: int, split_ratio: np.ndarray) -> float:
+    """Factor that puts a price-like value of row ``r`` into bar t's basis (1 when r == t):
+    the last completed bar before a split is in the old basis (volumes scale by its inverse)."""
+    if r < t:
+        ratio = split_ratio[t, s]
+        if not math.isnan(ratio) and ratio > 0.0:
+            return 1.0 / ratio
+    return 1.0
+
+
+@njit(cache=True)
 def _slip_abs(r: int, s: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray,
               cp: np.ndarray) -> float:
     """Absolute slippage per unit from row ``r`` (the last completed bar), 0 when unknown."""
@@ -58,15 +69,30 @@ def _slip_abs(r: int, s: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray
 
 @njit(cache=True)
 def _impact(r: int, s: int, units: float, price: float, sigma: np.ndarray, adv: np.ndarray,
-            cp: np.ndarray) -> float:
+            basis: float, cp: np.ndarray) -> float:
     """Square-root market impact per unit: k * sigma * sqrt(|units| / adv) * price."""
     if cp[_IMPACT_K] == 0.0 or r < 0:
         return 0.0
     sg = sigma[r, s]
-    av = adv[r, s]
+    av = adv[r, s] / basis  # volumes in bar t's basis
     if math.isnan(sg) or math.isnan(av) or av <= 0.0:
         return 0.0
     return cp[_IMPACT_K] * sg * math.sqrt(abs(units) / av) * price
+
+
+@njit(cache=True)
+def _exec(t: int, r: int, s: int, side: float, order: float, p: float, high: np.ndarray,
+          low: np.ndarray, atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray,
+          split_ratio: np.ndarray, cp: np.ndarray) -> tuple[float, float, float]:
+    """(exec price, slippage per unit, impact per unit) of a fill at base price ``p`` on bar t,
+    the cost inputs from row ``r``; a sale never goes below a price of 0."""
+    basis = _basis(t, r, s, split_ratio)
+    slip_pu = p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp) * basis
+    imp_pu = _impact(r, s, order, p, sigma, adv, basis, cp)
+    if side < 0.0:
+        slip_pu = min(slip_pu, p)
+        imp_pu = min(imp_pu, p - slip_pu)
+    return p + side * (slip_pu + imp_pu), slip_pu, imp_pu
 
 
 @njit(cache=True)
@@ -171,6 +197,7 @@ def _corporate_actions(t: int, split_ratio: np.ndarray, dividend: np.ndarray, fs
             fs[s, _ENTRY] /= r
             fs[s, _PEAK] /= r
             fs[s, _TROUGH] /= r
+            fs[s, _LAST] /= r  # the mark too (the split bar may have no tradable price)
             trades[tr]["quantity"] *= r
         d = dividend[t, s]
         if not math.isnan(d) and d != 0.0:
@@ -198,7 +225,7 @@ def _marks(t: int, prices: np.ndarray, close: np.ndarray, fs: np.ndarray,
 @njit(cache=True)
 def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
                 low: np.ndarray, close: np.ndarray, volume: np.ndarray, atr: np.ndarray,
-                sigma: np.ndarray, adv: np.ndarray, units_target: bool, whole: bool,
+                sigma: np.ndarray, adv: np.ndarray, split_ratio: np.ndarray, units_target: bool, whole: bool,
                 cp: np.ndarray, fs: np.ndarray, ist: np.ndarray, acc: np.ndarray,
                 bar_cost: np.ndarray, fills: np.ndarray, n_fills: np.ndarray,
                 trades: np.ndarray, n_trades: np.ndarray, inc: np.ndarray,
@@ -237,7 +264,8 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
             red, grow = -held, delta + held
         cap = cp[_PARTICIPATION]
         if not math.isinf(cap):
-            v = volume[r, s] if r >= 0 else math.nan  # the last completed bar's volume
+            # the last completed bar's volume, in bar t's basis
+            v = volume[r, s] / _basis(t, r, s, split_ratio) if r >= 0 else math.nan
             cap = cap * v if not math.isnan(v) else 0.0
             if abs(red) > cap:
                 red = math.copysign(math.trunc(cap) if whole else cap, red)
@@ -249,9 +277,8 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
                 ist[s, _NEED] = _PENDING
         order[s] = delta  # the impact of both halves comes from the whole order, before caps
         if red != 0.0:
-            slip_pu = p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp)
-            imp_pu = _impact(r, s, delta, p, sigma, adv, cp)
-            q = p - slip_pu - imp_pu if red < 0.0 else p + slip_pu + imp_pu
+            q, slip_pu, imp_pu = _exec(t, r, s, 1.0 if red > 0.0 else -1.0, delta, p, high, low,
+                                       atr, sigma, adv, split_ratio, cp)
             _apply(t, s, red, p, q, slip_pu, imp_pu, reason, phase, fs, ist, acc, bar_cost,
                    fills, n_fills, trades, n_trades, cp)
         if grow != 0.0:
@@ -259,14 +286,14 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
             ist[s, _INC_REASON] = reason  # remembered for the increasing fill
             any_inc = True
     if any_inc:
-        _increase(t, r, phase, prices, high, low, close, atr, sigma, adv, whole, cp, fs, ist,
+        _increase(t, r, phase, prices, high, low, close, atr, sigma, adv, split_ratio, whole, cp, fs, ist,
                   acc, bar_cost, fills, n_fills, trades, n_trades, inc, order)
 
 
 @njit(cache=True)
 def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
               low: np.ndarray, close: np.ndarray, atr: np.ndarray, sigma: np.ndarray,
-              adv: np.ndarray, whole: bool, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
+              adv: np.ndarray, split_ratio: np.ndarray, whole: bool, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
               acc: np.ndarray, bar_cost: np.ndarray, fills: np.ndarray, n_fills: np.ndarray,
               trades: np.ndarray, n_trades: np.ndarray, inc: np.ndarray,
               order: np.ndarray) -> None:
@@ -282,8 +309,7 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
         if inc[s] != 0.0:
             p = prices[t, s]
             side = 1.0 if inc[s] > 0.0 else -1.0
-            q = p + side * (p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp)
-                            + _impact(r, s, order[s], p, sigma, adv, cp))
+            q = _exec(t, r, s, side, order[s], p, high, low, atr, sigma, adv, split_ratio, cp)[0]
             need += abs(inc[s]) * q * (1.0 + lev * f)
             fixed_total += fixed
     room = lev * equity - gross - lev * fixed_total
@@ -299,10 +325,9 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
         if u == 0.0:
             continue
         p = prices[t, s]
-        slip_pu = p * cp[_SLIP_RATE] + _slip_abs(r, s, high, low, atr, cp)
-        imp_pu = _impact(r, s, order[s], p, sigma, adv, cp)
         side = 1.0 if u > 0.0 else -1.0
-        q = p + side * (slip_pu + imp_pu)
+        q, slip_pu, imp_pu = _exec(t, r, s, side, order[s], p, high, low, atr, sigma, adv,
+                                   split_ratio, cp)
         equity, gross = _marks(t, prices, close, fs, acc)
         # G + a*q <= L * (E - max(f*a*q + F, fee_min)): both bounds hold
         a = min(abs(u), (lev * (equity - fixed) - gross) / (q * (1.0 + lev * f)),
@@ -317,7 +342,7 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
 
 @njit(cache=True)
 def _stops(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-           atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, cp: np.ndarray, fs: np.ndarray,
+           atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, split_ratio: np.ndarray, cp: np.ndarray, fs: np.ndarray,
            ist: np.ndarray, acc: np.ndarray, bar_cost: np.ndarray, fills: np.ndarray,
            n_fills: np.ndarray, trades: np.ndarray, n_trades: np.ndarray) -> None:
     """Stop-loss, take-profit and trailing stop against bar t (docs/backtest.md#stops)."""
@@ -368,9 +393,8 @@ def _stops(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: 
         if reason == NO_ORDER:
             continue
         u = -units
-        slip_pu = level * cp[_SLIP_RATE] + _slip_abs(t - 1, s, high, low, atr, cp)
-        imp_pu = _impact(t - 1, s, u, level, sigma, adv, cp)
-        q = level - slip_pu - imp_pu if u < 0.0 else level + slip_pu + imp_pu
+        q, slip_pu, imp_pu = _exec(t, t - 1, s, 1.0 if u > 0.0 else -1.0, u, level, high, low,
+                                   atr, sigma, adv, split_ratio, cp)
         _apply(t, s, u, level, q, slip_pu, imp_pu, reason, _INTRABAR, fs, ist, acc, bar_cost,
                fills, n_fills, trades, n_trades, cp)
         ist[s, _STOPPED] = 1
@@ -405,8 +429,9 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
 
     ``cp`` holds the cost and stop parameters in the order of this module's ``_FEE_RATE ..
     _LEVERAGE`` indices; ``fills`` / ``trades`` are preallocated record arrays (FILL_DT /
-    TRADE_DT) large enough for every fill. Returns ``(equity, cash, units, bar_costs, n_fills,
-    n_trades)`` where ``bar_costs[t] = (fees, slippage, impact)`` of the fills of bar t.
+    TRADE_DT) large enough for every fill. Returns ``(equity, cash, units, marks, bar_costs,
+    n_fills, n_trades)``: ``marks[t, s]`` is the last close (in the current basis) each position
+    is marked at, ``bar_costs[t] = (fees, slippage, impact)`` of the fills of bar t.
     """
     n, m = close.shape
     fs = np.zeros((m, 6))
@@ -423,20 +448,21 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     equity = np.full(n, init_cash)
     cash = np.full(n, init_cash)
     units_out = np.zeros((n, m))
+    marks = np.full((n, m), np.nan)
     bar_cost = np.zeros((n, 3))
     n_fills = np.zeros(1, dtype=np.int64)
     n_trades = np.zeros(1, dtype=np.int64)
     for t in range(start, n):
         _corporate_actions(t, split_ratio, dividend, fs, ist, acc, trades)
         if not fill_close and t > start:
-            _fill_point(t, t - 1, _OPEN, open_, high, low, close, volume, atr, sigma, adv,
+            _fill_point(t, t - 1, _OPEN, open_, high, low, close, volume, atr, sigma, adv, split_ratio,
                         units_target, whole, cp, fs, ist, acc, bar_cost, fills, n_fills,
                         trades, n_trades, inc, order)
-        _stops(t, open_, high, low, close, atr, sigma, adv, cp, fs, ist, acc, bar_cost, fills,
+        _stops(t, open_, high, low, close, atr, sigma, adv, split_ratio, cp, fs, ist, acc, bar_cost, fills,
                n_fills, trades, n_trades)
         if fill_close:
             _decide(t, start, rebalance_every, target, fs, ist)
-            _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv,
+            _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv, split_ratio,
                         units_target, whole, cp, fs, ist, acc, bar_cost, fills, n_fills,
                         trades, n_trades, inc, order)
         value = acc[_CASH]
@@ -446,6 +472,7 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
             if fs[s, _UNITS] != 0.0:
                 value += fs[s, _UNITS] * fs[s, _LAST]
             units_out[t, s] = fs[s, _UNITS]
+            marks[t, s] = fs[s, _LAST]
         equity[t] = value
         cash[t] = acc[_CASH]
         if not fill_close:
@@ -461,4 +488,4 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
             pnl = trades[tr]["pnl"] - trades[tr]["fees"] + trades[tr]["dividends"]
             trades[tr]["pnl"] = pnl
             trades[tr]["ret"] = pnl / entry_value
-    return equity, cash, units_out, bar_cost, n_fills[0], n_trades[0]
+    return equity, cash, units_out, marks, bar_cost, n_fills[0], n_trades[0]

@@ -47,6 +47,9 @@ class Costs:
         for name in ("fees_bps", "fee_fixed", "fee_min", "slippage_bps", "slippage_range",
                      "slippage_atr", "impact_k"):
             _nonneg(name, getattr(self, name))
+        for name in ("fees_bps", "slippage_bps"):
+            if getattr(self, name) >= 10_000:
+                raise InputError(f"`{name}` must be below 10000 (100% of the price), got {getattr(self, name)!r}")
         if self.slippage_range and self.slippage_atr:
             raise InputError("use one of `slippage_range` and `slippage_atr`, not both")
         if not (self.participation > 0):

@@ -22,7 +22,7 @@ from alphatwin.backtest.engine import SimResult, simulate
 from alphatwin.backtest.enums import PHASES, REASONS
 from alphatwin.backtest.params import SimParams
 from alphatwin.backtest.store import json_value, write_run
-from alphatwin.backtest.sweep import sweep_sma_cross
+from alphatwin.backtest.sweep import pairs, sweep_sma_cross
 from alphatwin.errors import InputError
 from alphatwin.metrics import combine_periods, periods_per_year
 from alphatwin.metrics.summary import summarize
@@ -45,6 +45,7 @@ class RunSpec:
     sim: SimParams = field(default_factory=SimParams)
     risk_free: float = 0.0
     periods_per_year: float | None = None  #: None: from the interval and the calendars
+    outliers: str = "untradable"  #: bars flagged as outliers: untradable, trade or fail
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class SweepRun:
     run_id: str
     table: pl.DataFrame
     run: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
 
 def _run_id(prefix: str) -> str:
@@ -101,6 +103,7 @@ def _run_row(run_id: str, kind: str, spec: RunSpec, loaded: Loaded, params: Any,
         "n_bars": int(len(ts) - loaded.start), "calendars": loaded.calendars,
         "periods_per_year": ppy, "risk_free": spec.risk_free, "ingest_ids": loaded.ingest_ids,
         "validation": loaded.validation, "data_sha256": loaded.data_sha256,
+        "data_quality": loaded.data_quality,
         "execution": {k: p[k] for k in ("fill", "init_cash", "target_kind", "whole_units", "leverage",
                                         "rebalance_every")},
         "cost_model": spec.sim.costs.as_dict(), "stops": spec.sim.stops.as_dict(),
@@ -117,7 +120,8 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
     began = time.perf_counter()
     strat = get_strategy(spec.strategy)
     params = strat.resolve(spec.params)
-    loaded = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end)
+    loaded = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end,
+                         outliers=spec.outliers)
     target = targets_for(loaded, spec.strategy, params, spec.direction)
     result = simulate(loaded.market, target, spec.sim, start=loaded.start)
     ppy = _ppy(spec, loaded)
@@ -139,7 +143,7 @@ def _metrics(result: SimResult, loaded: Loaded, spec: RunSpec, ppy: float) -> di
     return summarize(
         equity=result.equity[s:], init_cash=spec.sim.init_cash, trades_pnl=tr["pnl"],
         trades_closed=tr["exit_bar"] >= 0, trades_holding_bars=held,
-        gross_exposure=result.gross_exposure(loaded.market.close)[s:],
+        gross_exposure=result.gross_exposure()[s:],
         traded_notional=result.traded_notional(n)[s:], fees=float(result.fees.sum()),
         slippage=float(result.slippage.sum()), impact=float(result.impact.sum()),
         periods_per_year=ppy, risk_free=spec.risk_free)
@@ -178,7 +182,7 @@ def _frames(run_id: str, result: SimResult, loaded: Loaded, metrics: dict[str, A
     equity = result.equity[s:]
     prev = np.concatenate([[init_cash], equity[:-1]])
     peak = np.maximum.accumulate(np.concatenate([[init_cash], equity]))[1:]
-    values = result.positions_value(market.close)
+    values = result.positions_value()
     costs = result.fees + result.slippage + result.impact
     equity_frame = pl.DataFrame({
         "run_id": run_id, "ts": ts[s:], "equity": equity, "cash": result.cash[s:],
@@ -209,8 +213,8 @@ def _positions(run_id: str, result: SimResult, loaded: Loaded) -> pl.DataFrame:
     carried = np.zeros((n, m))
     carried[1:] = result.units[:-1] * np.where(result.units[:-1] != 0, market.split_ratio[1:], 1.0)
     flows += carried * market.dividend
-    price = _ffill(market.close)
-    value = result.units * np.nan_to_num(price)
+    price = result.marks
+    value = result.positions_value()
     pnl = np.cumsum(flows, axis=0) + value
     rows = slice(s, n)
     k = n - s
@@ -222,14 +226,12 @@ def _positions(run_id: str, result: SimResult, loaded: Loaded) -> pl.DataFrame:
     }, schema_overrides={"symbol": pl.String}).with_columns(pl.col("price").fill_nan(None))
 
 
-def _ffill(x: np.ndarray) -> np.ndarray:
-    idx = np.where(np.isnan(x), 0, np.arange(x.shape[0])[:, None])
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    return x[idx, np.arange(x.shape[1])[None, :]]
+#: Largest sweep (combinations x symbols) run without raising ``max_combinations``.
+MAX_COMBINATIONS = 2_000_000
 
 
 def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[int]], *, command: str | None = None,
-              save: bool = True) -> SweepRun:
+              save: bool = True, max_combinations: int = MAX_COMBINATIONS) -> SweepRun:
     """Every combination of ``grid`` (invalid ones skipped) on each symbol, stored in
     ``backtest.sweeps`` under one ``backtest.runs`` row."""
     began = time.perf_counter()
@@ -244,34 +246,29 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[int]], *, command: s
     values = {p.name: [p.check(v) for v in grid.get(p.name, [spec.params.get(p.name, p.default)])]
               for p in strat.params}
     run_id = _run_id("sw")
+    merged = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end,
+                         outliers=spec.outliers)  # every symbol checked before any work
+    n_pairs = len(pairs(values["fast"], values["slow"])[0]) * len(spec.symbols)
+    if n_pairs > max_combinations:
+        raise InputError(f"the grid has {n_pairs:,} combinations (x symbols), more than "
+                         f"`--max-combinations` {max_combinations:,}; narrow it or raise the limit")
     tables = []
-    last_loaded = None
-    ppy = 0.0
+    ppy = _ppy(spec, merged)
     for symbol in spec.symbols:
-        loaded = load_market(con, [symbol], spec.interval, start=spec.start, end=spec.end)
-        ppy = _ppy(spec, loaded)
+        loaded = merged if len(spec.symbols) == 1 else load_market(
+            con, [symbol], spec.interval, start=spec.start, end=spec.end, outliers=spec.outliers)
         signal = loaded.signal_close[:, 0]
         table = sweep_sma_cross(loaded.market, signal, values["fast"], values["slow"], spec.sim,
                                 direction=spec.direction, start=loaded.start,
                                 periods_per_year=ppy, risk_free=spec.risk_free)
         tables.append(table.with_columns(pl.lit(symbol).alias("symbol")))
-        last_loaded = loaded
     table = pl.concat(tables).with_columns(
         pl.concat_str([pl.lit('{"fast": '), pl.col("fast").cast(pl.String), pl.lit(', "slow": '),
                        pl.col("slow").cast(pl.String), pl.lit("}")]).alias("params"),
         pl.lit(run_id).alias("run_id"))
-    assert last_loaded is not None
-    merged = _merge_provenance(con, spec, last_loaded)
     run = _run_row(run_id, "sweep", spec, merged, {k: v for k, v in values.items()}, ppy,
                    time.perf_counter() - began, command)
     if save:
         write_run(con, run, {"sweeps": table.with_columns(pl.col("fast").cast(pl.Int32),
                                                           pl.col("slow").cast(pl.Int32))})
-    return SweepRun(run_id=run_id, table=table, run=run)
-
-
-def _merge_provenance(con: Any, spec: RunSpec, last: Loaded) -> Loaded:
-    """The provenance of all the sweep's symbols at once (one load, no simulation)."""
-    if len(spec.symbols) == 1:
-        return last
-    return load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end)
+    return SweepRun(run_id=run_id, table=table, run=run, warnings=merged.warnings())

@@ -35,6 +35,7 @@ DDL = [
         ingest_ids VARCHAR[],               -- every ingest the rows read came from
         validation JSON,                    -- their current validation verdicts
         data_sha256 VARCHAR,                -- of the rows read
+        data_quality JSON,                  -- outlier policy and flagged bars read, failed validations
         execution JSON,                     -- fill, init_cash, target_kind, whole_units, leverage, rebalance_every
         cost_model JSON,                    -- fees, slippage, impact, participation
         stops JSON,
@@ -161,4 +162,4 @@ def write_run(con: Any, run: dict[str, Any], frames: dict[str, pl.DataFrame]) ->
         raise
 
 
-_JSON_COLS = {"params", "calendars", "validation", "execution", "cost_model", "stops"}
+_JSON_COLS = {"params", "calendars", "validation", "data_quality", "execution", "cost_model", "stops"}

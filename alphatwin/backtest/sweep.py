@@ -36,8 +36,7 @@ def pairs(fasts: Sequence[int], slows: Sequence[int]) -> tuple[np.ndarray, np.nd
 
 
 def fused_applies(params: SimParams) -> bool:
-    """True when the fused kernel covers ``params`` (see the module docstring); it also needs a
-    bar on every row (no imputed or halted bars)."""
+    """True when the fused kernel covers ``params`` (see the module docstring)."""
     c, s = params.costs, params.stops
     return (params.target_kind == "weight" and params.rebalance_every == 0
             and c.slippage_range == 0 and c.slippage_atr == 0 and c.impact_k == 0
@@ -84,7 +83,7 @@ def sweep_sma_cross(market: Market, signal_close: np.ndarray, fasts: Sequence[in
     si = np.searchsorted(windows, slow)
     rf = risk_free_per_period(risk_free, periods_per_year)  # checks it, as a backtest does
     col = lambda a: np.ascontiguousarray(a[:, 0])  # noqa: E731
-    if fused_applies(params) and not np.isnan(market.close).any():
+    if fused_applies(params):
         c = params.costs
         out = sweep_cross_fast_nb(
             sma, fi, si, col(market.open), col(market.close), col(market.split_ratio),

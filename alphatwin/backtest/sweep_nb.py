@@ -205,7 +205,8 @@ def _signal(f: float, s: float, long_: bool, short: bool) -> float:
 
 @njit(cache=True)
 def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.ndarray,
-              split_ratio: np.ndarray, dividend: np.ndarray, has_events: bool, start: int,
+              split_ratio: np.ndarray, dividend: np.ndarray, has_events: bool, gaps: bool,
+              start: int,
               fill_close: bool, init_cash: float, long_: bool, short: bool, whole: bool,
               fee: float, fixed: float, fee_min: float, slip: float, lev: float, rf: float,
               rets: np.ndarray, tr: np.ndarray, row: np.ndarray) -> int:
@@ -236,11 +237,14 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
             rets[i] = 0.0 - rf
         active = 0.0
         peak_bar = t0 - start - 1
+    last = math.nan  # the last close, split adjusted: the mark
     for t in range(t0, n):
+        ok = not gaps or not math.isnan(close[t])  # a bar that can trade
         if has_events and units != 0.0:
             r = split_ratio[t]
             if r != 1.0 and r > 0.0:
                 units *= r
+                last /= r
             d = dividend[t]
             if d != 0.0:
                 cash += units * d
@@ -249,16 +253,21 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
             tg = _signal(fast[t], slow[t], long_, short)
             if tg != active:
                 active = tg
+                need = True
+            if need and ok:
                 tr[11] = t
                 units, cash = _fill_one(close[t], units, active, cash, whole, fee, fixed,
                                         fee_min, slip, lev, tr)
-        elif need:
+                need = False
+        elif need and ok:
             tr[11] = t
             units, cash = _fill_one(open_[t], units, active, cash, whole, fee, fixed, fee_min,
                                     slip, lev, tr)
             need = False
+        if ok:
+            last = close[t]
         if units != 0.0:
-            e = cash + units * close[t]
+            e = cash + units * last
             held += 1
         else:
             e = cash
@@ -294,9 +303,12 @@ def sweep_cross_fast_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndar
     n = close.shape[0]
     out = np.empty((n_comb, _NOUT))
     has_events = False
+    gaps = False  # bars that cannot trade (NaN prices: imputed, halted, outliers)
     for t in range(n):
         if split_ratio[t] != 1.0 or dividend[t] != 0.0:
             has_events = True
+        if math.isnan(close[t]):
+            gaps = True
     n_chunks = (n_comb + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
         rets = np.empty(n)
@@ -304,7 +316,7 @@ def sweep_cross_fast_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndar
         for j in range(c * _CHUNK, min(n_comb, (c + 1) * _CHUNK)):
             row = out[j]
             held = _run_fast(sma[fast_idx[j]], sma[slow_idx[j]], open_, close,
-                                    split_ratio, dividend, has_events, start, fill_close,
+                                    split_ratio, dividend, has_events, gaps, start, fill_close,
                                     init_cash, long_, short, whole, fee, fixed, fee_min, slip,
                                     lev, rf, rets, tr, row)
             _spread_stats(rets, n - start, ppy, row)
@@ -335,43 +347,61 @@ def sweep_cross_general_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.n
     n_comb = fast_idx.shape[0]
     n = close.shape[0]
     out = np.empty((n_comb, _NOUT))
-    for j in prange(n_comb):
-        tgt = cross_target_nb(sma[fast_idx[j]], sma[slow_idx[j]], long_, short).reshape(n, 1)
-        fills = fills_proto.copy()
-        trades = trades_proto.copy()
-        equity, cash, units, bar_cost, n_fills, n_trades = simulate_nb(
-            open_, high, low, close, volume, split_ratio, dividend, atr, sigma, adv, tgt,
-            start, fill_close, init_cash, False, whole, rebalance_every, cp, fills, trades)
-        row = out[j]
-        equity_stats_nb(equity, start, init_cash, ppy, rf, row, np.empty(n))
-        closed = 0
-        wins = 0
-        gw = 0.0
-        gl = 0.0
-        hold = 0.0
-        for k in range(n_trades):
-            if trades[k]["exit_bar"] >= 0:
-                closed += 1
-                pnl = trades[k]["pnl"]
-                hold += trades[k]["exit_bar"] - trades[k]["entry_bar"]
-                if pnl > 0.0:
-                    wins += 1
-                    gw += pnl
-                else:
-                    gl -= pnl
-            else:
-                hold += (n - 1) - trades[k]["entry_bar"]
-        held = 0
-        for t in range(start, n):
-            if units[t, 0] != 0.0:
-                held += 1
-        row[6] = n_trades
-        row[7] = closed
-        row[8] = wins
-        row[9] = gw
-        row[10] = gl
-        row[11] = held / (n - start) if n > start else math.nan
-        row[12] = equity[n - 1]
-        row[13] = bar_cost[:, 0].sum()
-        row[14] = hold
+    n_chunks = (n_comb + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        fills = np.empty_like(fills_proto)  # per thread and chunk, not per combination
+        trades = np.empty_like(trades_proto)
+        rets = np.empty(n)
+        for j in range(c * _CHUNK, min(n_comb, (c + 1) * _CHUNK)):
+            _general_one(j, sma, fast_idx, slow_idx, open_, high, low, close, volume,
+                         split_ratio, dividend, atr, sigma, adv, start, fill_close, init_cash,
+                         long_, short, whole, rebalance_every, cp, ppy, rf, fills, trades, rets,
+                         out[j])
     return out
+
+
+@njit(cache=True)
+def _general_one(j: int, sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndarray,
+                 open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                 volume: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray,
+                 atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, start: int,
+                 fill_close: bool, init_cash: float, long_: bool, short: bool, whole: bool,
+                 rebalance_every: int, cp: np.ndarray, ppy: float, rf: float, fills: np.ndarray,
+                 trades: np.ndarray, rets: np.ndarray, row: np.ndarray) -> None:
+    """One combination through the full kernel, its statistics into ``row``."""
+    n = close.shape[0]
+    tgt = cross_target_nb(sma[fast_idx[j]], sma[slow_idx[j]], long_, short).reshape(n, 1)
+    equity, cash, units, marks, bar_cost, n_fills, n_trades = simulate_nb(
+        open_, high, low, close, volume, split_ratio, dividend, atr, sigma, adv, tgt,
+        start, fill_close, init_cash, False, whole, rebalance_every, cp, fills, trades)
+    equity_stats_nb(equity, start, init_cash, ppy, rf, row, rets)
+    closed = 0
+    wins = 0
+    gw = 0.0
+    gl = 0.0
+    hold = 0.0
+    for k in range(n_trades):
+        if trades[k]["exit_bar"] >= 0:
+            closed += 1
+            pnl = trades[k]["pnl"]
+            hold += trades[k]["exit_bar"] - trades[k]["entry_bar"]
+            if pnl > 0.0:
+                wins += 1
+                gw += pnl
+            else:
+                gl -= pnl
+        else:
+            hold += (n - 1) - trades[k]["entry_bar"]
+    held = 0
+    for t in range(start, n):
+        if units[t, 0] != 0.0:
+            held += 1
+    row[6] = n_trades
+    row[7] = closed
+    row[8] = wins
+    row[9] = gw
+    row[10] = gl
+    row[11] = held / (n - start) if n > start else math.nan
+    row[12] = equity[n - 1]
+    row[13] = bar_cost[:, 0].sum()
+    row[14] = hold

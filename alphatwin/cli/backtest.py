@@ -43,6 +43,7 @@ Rebalance = Annotated[int, typer.Option("--rebalance-every", help="Rebalance to 
 RiskFree = Annotated[float, typer.Option("--risk-free", help="Annual risk-free rate for Sharpe and Sortino (0.02 = 2%).")]
 Ppy = Annotated[float | None, typer.Option("--periods-per-year", help="Override the annualization (default: from the interval and the calendar: 252 equities, 365 crypto, 260 FX).", show_default=False)]
 NoSave = Annotated[bool, typer.Option("--no-save", help="Do not store the run in backtest.* (read-only use).")]
+Outliers = Annotated[str, typer.Option("--outliers", help="Bars the quality gate flagged as outliers: untradable (no fills or stops there, marked at the last close), trade (use them as they are) or fail (refuse the run).")]
 
 
 def parse_params(items: list[str] | None) -> dict[str, int]:
@@ -108,6 +109,9 @@ def _build_spec(strategy: str, names: tuple[str, ...], params: dict[str, int], k
     from alphatwin.metrics.returns import risk_free_per_period
 
     risk_free_per_period(kw["risk_free"], 252.0)  # checks the rate before anything runs
+    ppy = kw["periods_per_year"]
+    if ppy is not None and not (math.isfinite(ppy) and ppy > 0):
+        raise InputError(f"`--periods-per-year` must be a positive number, got {ppy!r}")
     nan = math.nan
     costs = Costs(fees_bps=kw["fees_bps"], fee_fixed=kw["fee_fixed"], fee_min=kw["fee_min"],
                   slippage_bps=kw["slippage_bps"], slippage_range=kw["slippage_range"],
@@ -122,7 +126,7 @@ def _build_spec(strategy: str, names: tuple[str, ...], params: dict[str, int], k
     return RunSpec(strategy=strategy, symbols=names, params=params, direction=kw["direction"],
                    interval=kw["interval"], start=parse_when(kw["start"], "--start"),
                    end=parse_when(kw["end"], "--end"), sim=sim, risk_free=kw["risk_free"],
-                   periods_per_year=kw["periods_per_year"])
+                   periods_per_year=kw["periods_per_year"], outliers=kw["outliers"])
 
 
 def _command_line() -> str:
@@ -141,6 +145,7 @@ def backtest_command(
     participation: Participation = None, stop_loss: StopLoss = None, take_profit: TakeProfit = None,
     trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
     rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
+    outliers: Outliers = "untradable",
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
     no_save: NoSave = False,
 ) -> None:
@@ -161,6 +166,7 @@ def backtest_command(
     st.start_logging()
     with catalog.connect(st.paths, read_only=no_save, wait=60.0) as con:
         run = run_backtest(con, spec, command=_command_line(), save=not no_save)
+    _warn(run.loaded.warnings())
     head = {"run_id": run.run_id if not no_save else None, "strategy": spec.strategy,
             "params": run.run["params"], "symbols": list(spec.symbols), "interval": spec.interval,
             "start": str(run.run["run_start"]), "end": str(run.run["data_end"])}
@@ -171,11 +177,16 @@ def backtest_command(
     _print_table(head, body)
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        typer.secho(f"warning: {line}", fg="yellow", err=True)
+
+
 def _options(scope: dict[str, Any]) -> dict[str, Any]:
     keys = ("interval", "start", "end", "direction", "fill", "init_cash", "fees_bps", "fee_fixed",
             "fee_min", "slippage_bps", "slippage_range", "slippage_atr", "impact_k", "participation",
             "stop_loss", "take_profit", "trailing_stop", "leverage", "whole_units", "rebalance_every",
-            "risk_free", "periods_per_year")
+            "risk_free", "periods_per_year", "outliers")
     return {k: scope[k] for k in keys}
 
 
@@ -221,6 +232,8 @@ def sweep_command(
     participation: Participation = None, stop_loss: StopLoss = None, take_profit: TakeProfit = None,
     trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
     rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
+    outliers: Outliers = "untradable",
+    max_combinations: Annotated[int, typer.Option("--max-combinations", help="Refuse grids larger than this (combinations x symbols).")] = 2_000_000,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
     no_save: NoSave = False,
 ) -> None:
@@ -247,12 +260,19 @@ def sweep_command(
     st.start_logging()
     with progress_rows(f"sweeping {strategy}", len(spec.symbols)) as advance, \
             catalog.connect(st.paths, read_only=no_save, wait=60.0) as con:
-        result = run_sweep(con, spec, ranges, command=_command_line(), save=not no_save)
+        result = run_sweep(con, spec, ranges, command=_command_line(), save=not no_save,
+                           max_combinations=max_combinations)
         advance(len(spec.symbols))
+    _warn(result.warnings)
     table = result.table
     best = (table.with_columns(pl.col(sort).fill_nan(None)).sort(sort, descending=not ascending, nulls_last=True)
             .head(top).select("symbol", "fast", "slow", "total_return", "cagr", "sharpe", "sortino",
                               "calmar", "max_drawdown", "n_trades", "win_rate", "exposure"))
     typer.echo(f"sweep {result.run_id if not no_save else '(not saved)'}: {table.height:,} combinations "
                f"({table['kernel'][0]} kernel) in {result.run['wall_s']:.2f}s", err=True)
+    if fmt == "json":  # +-inf (e.g. a Sortino without a losing bar) as "inf", NaN as null
+        from alphatwin.backtest.store import json_value
+
+        typer.echo(json.dumps([{k: json_value(v) for k, v in row.items()} for row in best.iter_rows(named=True)]))
+        return
     emit(best, fmt)

@@ -127,6 +127,8 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
     spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), params={"fast": 50, "slow": 200}, sim=sim)
     with catalog.connect(paths, wait=60.0) as con:  # type: ignore[arg-type]
         bt = run_backtest(con, spec, command=DEMO_COMMAND)
+        for line in bt.loaded.warnings():
+            typer.secho(f"  warning: {line}", fg="yellow", err=True)
         keys = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades", "win_rate", "total_fees")
         typer.echo(json.dumps({"run_id": bt.run_id, **{k: json_value(bt.metrics[k]) for k in keys}}))
         typer.secho("[6/6] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",

@@ -160,32 +160,45 @@ class _Reference:
         # symbol has no bar there (NaN row) slip_abs and impact are 0, rather than looking back to
         # the symbol's own last bar.
         row = t if phase == Phase.CLOSE else t - 1
+        ratio = self.basis_ratio(t, row, s)  # prices of row t-1 / ratio, volumes * ratio
         slip_abs = 0.0
         impact = 0.0
         if row >= 0:
             if self.slippage_range > 0:
                 hl = self.high[row][s] - self.low[row][s]
                 if not _isnan(hl):
-                    slip_abs = self.slippage_range * hl
+                    slip_abs = self.slippage_range * hl / ratio
             elif self.slippage_atr > 0:
                 atr = self.atr[row][s]
                 if not _isnan(atr):
-                    slip_abs = self.slippage_atr * atr
+                    slip_abs = self.slippage_atr * atr / ratio
             if self.impact_k > 0:
                 sigma = self.sigma[row][s]
-                adv = self.adv[row][s]
+                adv = self.adv[row][s] * ratio
                 if not _isnan(sigma) and not _isnan(adv) and adv > 0:
                     impact = self.impact_k * sigma * math.sqrt(order_abs / adv) * p
         slip_unit = p * self.slippage_bps / 1e4 + slip_abs
+        if side < 0:  # a sale never goes below a price of 0
+            slip_unit = min(slip_unit, p)
+            impact = min(impact, p - slip_unit)
         q = p + side * (slip_unit + impact)
         return q, slip_unit, impact
+
+    def basis_ratio(self, t: int, row: int, s: int) -> float:
+        """The split ratio of bar t when the cost inputs come from the bar before it (row t-1 is in
+        the old basis: its prices are divided, its volumes multiplied by the ratio); else 1."""
+        if row < t:
+            r = self.split_ratio[t][s]
+            if not _isnan(r) and r > 0:
+                return r
+        return 1.0
 
     def participation_cap(self, t: int, s: int, phase: int) -> float:
         """participation x the volume of the last completed bar (t-1 at the open, t at the close)."""
         if math.isinf(self.participation):
             return math.inf  # no cap (also avoids inf * 0)
         row = t if phase == Phase.CLOSE else t - 1
-        vol = self.volume[row][s] if row >= 0 else math.nan
+        vol = self.volume[row][s] * self.basis_ratio(t, row, s) if row >= 0 else math.nan
         if _isnan(vol):
             return 0.0  # unknown volume: nothing allowed
         return self.participation * vol
@@ -281,9 +294,8 @@ class _Reference:
         for s in range(self.m):
             if self.units[s] == 0:
                 continue  # only positions carried into t
-            # AMBIGUITY: corporate actions apply to a position even when its symbol has no bar at
-            # t (NaN close), and the symbol's last close is NOT divided by the split ratio (so a
-            # split on a row without a bar mis-marks the position until the next close).
+            # Corporate actions apply to a position even when its symbol has no bar at t (NaN
+            # close); the last close is divided by the split ratio so the mark stays right.
             # AMBIGUITY: with both on one bar, the split comes first and the dividend is paid on
             # the post-split units (the order of the doc's sentence).
             r = self.split_ratio[t][s]
@@ -296,6 +308,7 @@ class _Reference:
                 tr["exit_quantity"] = tr["exit_quantity"] * r
                 self.peak[s] = self.peak[s] / r
                 self.trough[s] = self.trough[s] / r
+                self.last_close[s] = self.last_close[s] / r  # the mark follows the units
             d = self.dividend[t][s]
             if not _isnan(d) and d != 0:
                 amount = self.units[s] * d  # a short pays it

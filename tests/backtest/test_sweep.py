@@ -21,7 +21,7 @@ SHARED = ("total_return", "cagr", "annual_volatility", "sharpe", "sortino", "cal
           "avg_holding_bars", "exposure", "final_equity", "total_fees")
 
 
-def _series(seed: int, n: int, events: bool) -> tuple[Market, np.ndarray]:
+def _series(seed: int, n: int, events: bool, gaps: bool = False) -> tuple[Market, np.ndarray]:
     rng = np.random.default_rng(seed)
     close = 40 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
     open_ = close * np.exp(rng.normal(0, 0.01, n))
@@ -38,6 +38,10 @@ def _series(seed: int, n: int, events: bool) -> tuple[Market, np.ndarray]:
         high[at:] /= 2
         low[at:] /= 2
         dividend[n // 3] = 0.4
+    if gaps:  # bars that cannot trade (imputed, halted, outliers): NaN prices, the signal still sees them
+        cut = np.random.default_rng(seed + 1).random(n) < 0.15
+        for a in (close, open_, high, low):
+            a[cut] = np.nan
     market = Market.from_close(close, open=open_, high=high, low=low, split_ratio=split, dividend=dividend)
     return market, signal
 
@@ -49,17 +53,17 @@ def _frame_equal(a: pl.DataFrame, b: pl.DataFrame) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 120), events=st.booleans(),
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 120), events=st.booleans(), gaps=st.booleans(),
        fill=st.sampled_from(["open", "close"]), direction=st.sampled_from(["long", "short", "both"]),
        fees=st.sampled_from([0.0, 10.0, 100.0]), fixed=st.sampled_from([0.0, 3.0]),
        fee_min=st.sampled_from([0.0, 20.0]), slip=st.sampled_from([0.0, 7.0]),
        whole=st.booleans(), leverage=st.sampled_from([1.0, 2.0]), start=st.integers(0, 30),
        rf=st.sampled_from([0.0, 0.03]))
-@example(seed=1, n=1, events=False, fill="open", direction="long", fees=0.0, fixed=0.0, fee_min=0.0,
+@example(seed=1, n=1, events=False, gaps=False, fill="open", direction="long", fees=0.0, fixed=0.0, fee_min=0.0,
          slip=0.0, whole=False, leverage=1.0, start=0, rf=0.0)
-def test_fused_kernel_equals_full_kernel(seed, n, events, fill, direction, fees, fixed, fee_min, slip,
+def test_fused_kernel_equals_full_kernel(seed, n, events, gaps, fill, direction, fees, fixed, fee_min, slip,
                                          whole, leverage, start, rf):
-    market, signal = _series(seed, n, events)
+    market, signal = _series(seed, n, events, gaps)
     start = min(start, n - 1)
     params = SimParams(fill=fill, whole_units=whole, leverage=leverage,
                        costs=Costs(fees_bps=fees, fee_fixed=fixed, fee_min=fee_min, slippage_bps=slip))
@@ -92,7 +96,7 @@ def test_sweep_rows_equal_single_backtests(fill, stops):
         metrics = summarize(
             equity=result.equity[25:], init_cash=params.init_cash, trades_pnl=tr["pnl"],
             trades_closed=tr["exit_bar"] >= 0, trades_holding_bars=held,
-            gross_exposure=result.gross_exposure(market.close)[25:],
+            gross_exposure=result.gross_exposure()[25:],
             traded_notional=result.traded_notional(len(signal))[25:], fees=float(result.fees.sum()),
             slippage=float(result.slippage.sum()), impact=float(result.impact.sum()),
             periods_per_year=252.0, risk_free=0.02)
