@@ -205,8 +205,8 @@ def _signal(f: float, s: float, long_: bool, short: bool) -> float:
 
 @njit(cache=True)
 def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.ndarray,
-              split_ratio: np.ndarray, dividend: np.ndarray, has_events: bool, gaps: bool,
-              start: int,
+              mark: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray, has_events: bool,
+              gaps: bool, start: int,
               fill_close: bool, init_cash: float, long_: bool, short: bool, whole: bool,
               fee: float, fixed: float, fee_min: float, slip: float, lev: float, rf: float,
               rets: np.ndarray, tr: np.ndarray, row: np.ndarray) -> int:
@@ -237,14 +237,12 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
             rets[i] = 0.0 - rf
         active = 0.0
         peak_bar = t0 - start - 1
-    last = math.nan  # the last close, split adjusted: the mark
-    for t in range(t0, n):
-        ok = not gaps or not math.isnan(close[t])  # a bar that can trade
+    t = t0
+    while t < n:
         if has_events and units != 0.0:
             r = split_ratio[t]
             if r != 1.0 and r > 0.0:
                 units *= r
-                last /= r
             d = dividend[t]
             if d != 0.0:
                 cash += units * d
@@ -254,20 +252,18 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
             if tg != active:
                 active = tg
                 need = True
-            if need and ok:
+            if need and (not gaps or not math.isnan(close[t])):
                 tr[11] = t
                 units, cash = _fill_one(close[t], units, active, cash, whole, fee, fixed,
                                         fee_min, slip, lev, tr)
                 need = False
-        elif need and ok:
+        elif need and (not gaps or not math.isnan(close[t])):
             tr[11] = t
             units, cash = _fill_one(open_[t], units, active, cash, whole, fee, fixed, fee_min,
                                     slip, lev, tr)
             need = False
-        if ok:
-            last = close[t]
         if units != 0.0:
-            e = cash + units * last
+            e = cash + units * mark[t]
             held += 1
         else:
             e = cash
@@ -282,6 +278,36 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
             if tg != active:
                 active = tg
                 need = True
+        t += 1
+        if units == 0.0 and not need:
+            # flat and nothing pending: skip to the next signal change; equity stays e (every
+            # excess return 0 - rf), each bar a new (equal) peak or one more bar under water
+            q = t
+            while q < n and _signal(fast[q], slow[q], long_, short) == active:
+                q += 1
+            if q > t:
+                for k in range(t - start, q - start):
+                    rets[k] = 0.0 - rf
+                last = q - 1 - start
+                if e >= peak:
+                    peak_bar = last
+                elif last - peak_bar > longest:
+                    longest = last - peak_bar
+                prev = e
+                t = q
+        elif units != 0.0 and not need:
+            # holding and nothing pending: the bars until the signal changes (or a corporate
+            # action) only re-mark the position
+            while t < n and _signal(fast[t], slow[t], long_, short) == active and not (
+                    has_events and (split_ratio[t] != 1.0 or dividend[t] != 0.0)):
+                e = cash + units * mark[t]
+                held += 1
+                i = t - start
+                rets[i] = ((e / prev - 1.0) if e != prev else 0.0) - rf
+                prev = e
+                peak, peak_bar, floor, max_dd, longest = _drawdown_step(e, i, peak, peak_bar,
+                                                                         floor, max_dd, longest)
+                t += 1
     if units != 0.0:  # the open trade, held to the last bar
         tr[10] += (n - 1) - tr[3]
     row[0] = e / init_cash - 1.0 if n > start else 0.0
@@ -289,6 +315,19 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
     row[5] = longest
     row[12] = e
     return held
+
+
+@njit(cache=True)
+def _marks_of(close: np.ndarray, split_ratio: np.ndarray) -> np.ndarray:
+    """The price a position is marked at on each bar: the close, or on a bar that cannot trade
+    the last close, divided by the split ratio of such a bar (as the full kernel's mark)."""
+    out = close.copy()
+    for t in range(close.shape[0]):
+        if math.isnan(close[t]):
+            prev = out[t - 1] if t > 0 else math.nan
+            r = split_ratio[t]
+            out[t] = prev / r if r != 1.0 and r > 0.0 else prev
+    return out
 
 
 @njit(cache=True, parallel=True)
@@ -309,13 +348,14 @@ def sweep_cross_fast_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndar
             has_events = True
         if math.isnan(close[t]):
             gaps = True
+    mark = _marks_of(close, split_ratio)
     n_chunks = (n_comb + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
         rets = np.empty(n)
         tr = np.zeros(12)
         for j in range(c * _CHUNK, min(n_comb, (c + 1) * _CHUNK)):
             row = out[j]
-            held = _run_fast(sma[fast_idx[j]], sma[slow_idx[j]], open_, close,
+            held = _run_fast(sma[fast_idx[j]], sma[slow_idx[j]], open_, close, mark,
                                     split_ratio, dividend, has_events, gaps, start, fill_close,
                                     init_cash, long_, short, whole, fee, fixed, fee_min, slip,
                                     lev, rf, rets, tr, row)
