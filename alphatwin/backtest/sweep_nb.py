@@ -212,7 +212,10 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
               rets: np.ndarray, tr: np.ndarray, row: np.ndarray) -> int:
     """One combination in one pass: simulation, excess returns into ``rets`` and the
     drawdown statistics into ``row`` exactly as :func:`equity_stats_nb` computes them from the
-    equity curve. Returns the bars held; ``tr`` gets the trade counters."""
+    equity curve. Returns the bars held; ``tr`` gets the trade counters. Bars where something
+    can happen (a signal change, a pending fill, a corporate action on a position) run the full
+    bar logic; between them two tight loops skip flat stretches (the equity does not move) and
+    re-mark held positions."""
     n = close.shape[0]
     cash = init_cash
     units = 0.0
