@@ -1,9 +1,23 @@
-"""Shared fixtures: a fresh warehouse per test and a builder of valid bar frames."""
+"""Shared fixtures: a fresh warehouse per test and a builder of valid bar frames.
+
+Numba's on-disk cache is keyed by each kernel's own source file only: a kernel that calls one
+in another module (``sweep_nb`` -> ``nb.simulate_nb``) keeps the old callee compiled in after
+that module changes. The tests therefore cache kernels under a directory named by a hash of
+every ``*nb.py`` module, so they never run stale machine code.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if "NUMBA_CACHE_DIR" not in os.environ:  # before anything imports numba
+    _kernels = sorted((_ROOT / "alphatwin").rglob("*nb.py"))
+    _digest = hashlib.sha256(b"".join(p.read_bytes() for p in _kernels)).hexdigest()[:16]
+    os.environ["NUMBA_CACHE_DIR"] = str(_ROOT / ".numba-cache" / _digest)
 
 import numpy as np
 import polars as pl

@@ -33,7 +33,7 @@ _CLOSE = Phase.CLOSE
 # per-symbol float state columns
 _UNITS, _LAST, _ACTIVE, _ENTRY, _PEAK, _TROUGH = 0, 1, 2, 3, 4, 5
 # per-symbol int state columns
-_NEED, _STOPPED, _TRADE, _OPENED_AT, _INC_REASON = 0, 1, 2, 3, 4
+_NEED, _STOPPED, _TRADE, _OPENED_AT, _INC_REASON, _EXIT = 0, 1, 2, 3, 4, 5
 # cash/bar accumulators
 _CASH, _FEES, _SLIP, _IMPACT = 0, 1, 2, 3
 # scalar cost parameters, one float64 array: see simulate_nb
@@ -341,20 +341,22 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
 
 
 @njit(cache=True)
-def _stops(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-           atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, split_ratio: np.ndarray, cp: np.ndarray, fs: np.ndarray,
-           ist: np.ndarray, acc: np.ndarray, bar_cost: np.ndarray, fills: np.ndarray,
-           n_fills: np.ndarray, trades: np.ndarray, n_trades: np.ndarray) -> None:
-    """Stop-loss, take-profit and trailing stop against bar t (docs/backtest.md#stops)."""
+def _stop_levels(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
+                 close: np.ndarray, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
+                 level: np.ndarray) -> bool:
+    """Stop-loss, take-profit and trailing stop against bar t (docs/backtest.md#stops): the
+    exit price of each stopped position into ``level`` (NaN: none) and its reason into
+    ``ist[:, _EXIT]``; True when any position is stopped. Updates the peaks and troughs."""
     sl, tp, tsl = cp[_SL], cp[_TP], cp[_TSL]
+    hit = False
     for s in range(fs.shape[0]):
+        level[s] = math.nan
         units = fs[s, _UNITS]
         if units == 0.0 or math.isnan(close[t, s]):
             continue
         o, h, lo = open_[t, s], high[t, s], low[t, s]
         e = fs[s, _ENTRY]
         gap = ist[s, _OPENED_AT] != t
-        level = math.nan
         reason = NO_ORDER
         if units > 0.0:
             fs[s, _PEAK] = max(fs[s, _PEAK], o)
@@ -364,13 +366,13 @@ def _stops(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: 
             stop_reason = _STOP_LOSS if sl_lvl >= tsl_lvl else _TRAILING
             tp_lvl = e * (1.0 + tp) if not math.isnan(tp) else math.inf
             if gap and o <= stop_lvl:
-                level, reason = o, stop_reason
+                level[s], reason = o, stop_reason
             elif gap and o >= tp_lvl:
-                level, reason = o, _TAKE_PROFIT
+                level[s], reason = o, _TAKE_PROFIT
             elif lo <= stop_lvl:
-                level, reason = min(stop_lvl, h), stop_reason
+                level[s], reason = min(stop_lvl, h), stop_reason
             elif h >= tp_lvl:
-                level, reason = max(tp_lvl, lo), _TAKE_PROFIT
+                level[s], reason = max(tp_lvl, lo), _TAKE_PROFIT
             else:
                 fs[s, _PEAK] = max(fs[s, _PEAK], h)
         else:
@@ -381,22 +383,35 @@ def _stops(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: 
             stop_reason = _STOP_LOSS if sl_lvl <= tsl_lvl else _TRAILING
             tp_lvl = e * (1.0 - tp) if not math.isnan(tp) else -math.inf
             if gap and o >= stop_lvl:
-                level, reason = o, stop_reason
+                level[s], reason = o, stop_reason
             elif gap and o <= tp_lvl:
-                level, reason = o, _TAKE_PROFIT
+                level[s], reason = o, _TAKE_PROFIT
             elif h >= stop_lvl:
-                level, reason = max(stop_lvl, lo), stop_reason
+                level[s], reason = max(stop_lvl, lo), stop_reason
             elif lo <= tp_lvl:
-                level, reason = min(tp_lvl, h), _TAKE_PROFIT
+                level[s], reason = min(tp_lvl, h), _TAKE_PROFIT
             else:
                 fs[s, _TROUGH] = min(fs[s, _TROUGH], lo)
-        if reason == NO_ORDER:
+        ist[s, _EXIT] = reason
+        hit = hit or reason != NO_ORDER
+    return hit
+
+
+@njit(cache=True)
+def _stop_exits(t: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray, sigma: np.ndarray,
+                adv: np.ndarray, split_ratio: np.ndarray, cp: np.ndarray, fs: np.ndarray,
+                ist: np.ndarray, acc: np.ndarray, bar_cost: np.ndarray, fills: np.ndarray,
+                n_fills: np.ndarray, trades: np.ndarray, n_trades: np.ndarray,
+                level: np.ndarray) -> None:
+    """Fill the exits :func:`_stop_levels` found, in symbol order, phase ``intrabar``."""
+    for s in range(fs.shape[0]):
+        if math.isnan(level[s]):
             continue
-        u = -units
-        q, slip_pu, imp_pu = _exec(t, t - 1, s, 1.0 if u > 0.0 else -1.0, u, level, high, low,
+        u = -fs[s, _UNITS]
+        q, slip_pu, imp_pu = _exec(t, t - 1, s, 1.0 if u > 0.0 else -1.0, u, level[s], high, low,
                                    atr, sigma, adv, split_ratio, cp)
-        _apply(t, s, u, level, q, slip_pu, imp_pu, reason, _INTRABAR, fs, ist, acc, bar_cost,
-               fills, n_fills, trades, n_trades, cp)
+        _apply(t, s, u, level[s], q, slip_pu, imp_pu, ist[s, _EXIT], _INTRABAR, fs, ist, acc,
+               bar_cost, fills, n_fills, trades, n_trades, cp)
         ist[s, _STOPPED] = 1
         ist[s, _NEED] = NO_ORDER
 
@@ -419,6 +434,22 @@ def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np
 
 
 @njit(cache=True)
+def _any_position(fs: np.ndarray) -> bool:
+    for s in range(fs.shape[0]):
+        if fs[s, _UNITS] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _any_order(ist: np.ndarray) -> bool:
+    for s in range(ist.shape[0]):
+        if ist[s, _NEED] != NO_ORDER:
+            return True
+    return False
+
+
+@njit(cache=True)
 def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
                 volume: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray,
                 atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, target: np.ndarray,
@@ -437,7 +468,7 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     fs = np.zeros((m, 6))
     fs[:, _ACTIVE] = np.nan
     fs[:, _LAST] = np.nan
-    ist = np.zeros((m, 5), dtype=np.int64)
+    ist = np.zeros((m, 6), dtype=np.int64)
     ist[:, _NEED] = NO_ORDER
     ist[:, _TRADE] = -1
     ist[:, _OPENED_AT] = -1
@@ -445,6 +476,7 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     acc[_CASH] = init_cash
     inc = np.zeros(m)
     order = np.zeros(m)
+    level = np.zeros(m)
     equity = np.full(n, init_cash)
     cash = np.full(n, init_cash)
     units_out = np.zeros((n, m))
@@ -452,19 +484,27 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     bar_cost = np.zeros((n, 3))
     n_fills = np.zeros(1, dtype=np.int64)
     n_trades = np.zeros(1, dtype=np.int64)
+    has_stops = not (math.isnan(cp[_SL]) and math.isnan(cp[_TP]) and math.isnan(cp[_TSL]))
     for t in range(start, n):
-        _corporate_actions(t, split_ratio, dividend, fs, ist, acc, trades)
-        if not fill_close and t > start:
-            _fill_point(t, t - 1, _OPEN, open_, high, low, close, volume, atr, sigma, adv, split_ratio,
-                        units_target, whole, cp, fs, ist, acc, bar_cost, fills, n_fills,
-                        trades, n_trades, inc, order)
-        _stops(t, open_, high, low, close, atr, sigma, adv, split_ratio, cp, fs, ist, acc, bar_cost, fills,
-               n_fills, trades, n_trades)
+        # the helpers are called only when they have work: a call passes some twenty arrays,
+        # whose reference counting costs more than a quiet bar (docs/performance.md)
+        holding = _any_position(fs)
+        if holding:
+            _corporate_actions(t, split_ratio, dividend, fs, ist, acc, trades)
+        if not fill_close and t > start and _any_order(ist):
+            _fill_point(t, t - 1, _OPEN, open_, high, low, close, volume, atr, sigma, adv,
+                        split_ratio, units_target, whole, cp, fs, ist, acc, bar_cost, fills,
+                        n_fills, trades, n_trades, inc, order)
+        if has_stops and _any_position(fs) and _stop_levels(t, open_, high, low, close, cp, fs,
+                                                              ist, level):
+            _stop_exits(t, high, low, atr, sigma, adv, split_ratio, cp, fs, ist, acc, bar_cost,
+                        fills, n_fills, trades, n_trades, level)
         if fill_close:
             _decide(t, start, rebalance_every, target, fs, ist)
-            _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv, split_ratio,
-                        units_target, whole, cp, fs, ist, acc, bar_cost, fills, n_fills,
-                        trades, n_trades, inc, order)
+            if _any_order(ist):
+                _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv,
+                            split_ratio, units_target, whole, cp, fs, ist, acc, bar_cost, fills,
+                            n_fills, trades, n_trades, inc, order)
         value = acc[_CASH]
         for s in range(m):
             if not math.isnan(close[t, s]):
