@@ -148,3 +148,21 @@ def test_cost_inputs_of_the_bar_before_a_split_are_put_into_the_fill_bars_basis(
     [fill] = result.fills
     assert fill["bar"] == 2 and fill["units"] == 50  # cap 0.5 * 1000 * 0.1 = 50, not 500
     assert fill["slippage"] == pytest.approx(50 * 0.1 * 10.0)  # range 1.0 old = 10.0 new
+
+
+def test_the_cli_warns_on_stderr_and_keeps_stdout_for_data(wh):
+    import json
+
+    from typer.testing import CliRunner
+
+    from alphatwin.cli.main import app
+
+    paths, _ = wh
+    result = CliRunner().invoke(app, ["--warehouse", str(paths.root), "backtest", "sma_cross", "--symbols",
+                                      "SYN00001", "--param", "fast=3", "--param", "slow=10", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["run_id"].startswith("bt-")
+    assert "warning:" in result.stderr and "flagged as outliers" in result.stderr
+    refused = CliRunner().invoke(app, ["--warehouse", str(paths.root), "backtest", "sma_cross", "--symbols",
+                                       "SYN00001", "--outliers", "fail"])
+    assert refused.exit_code == 1 and refused.stderr.startswith("Error: ") and "flagged as outliers" in refused.stderr
