@@ -37,6 +37,7 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
         lake = q("SELECT count(*) AS files, coalesce(sum(bytes), 0)::BIGINT AS bytes, coalesce(sum(rows), 0)::BIGINT AS rows FROM meta.lake_files").row(0, named=True)
         quality = _quality(con)
         models = _models(con)
+        backtests = _backtests(con)
         stages = q("SELECT stage, count(*) AS runs, round(avg(wall_s), 3) AS avg_wall_s, max(peak_rss_mb) AS peak_rss_mb, "
                    "max(finished) AS last_run FROM meta.stage_runs GROUP BY stage ORDER BY stage")
     disk = shutil.disk_usage(paths.root)
@@ -52,6 +53,7 @@ def collect_status(paths: Any) -> tuple[dict[str, Any], Any, Any]:
         "recent_ingests": runs.to_dicts(),
         "stages": stages.to_dicts(),
         "models": models,
+        "backtests": backtests,
     }, datasets, runs
 
 
@@ -90,12 +92,46 @@ def _models(con: Any) -> list[dict[str, Any]]:
         "ORDER BY r.model").pl().to_dicts()
 
 
+def _params(text: str | None) -> str:
+    """A run's parameters for one line: a sweep's lists as ``2..100 (99)``."""
+    if not text:
+        return ""
+    parts = []
+    for name, value in json.loads(text).items():
+        if isinstance(value, list) and len(value) > 3:
+            value = f"{min(value)}..{max(value)} ({len(value)})"
+        parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+def _backtests(con: Any) -> dict[str, Any] | None:
+    """Runs stored in backtest.runs (None before any): counts and the five latest, with their
+    headline metrics and whether the warehouse's clean.bars were rebuilt since (results may differ)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'backtest' AND table_name = 'runs'").fetchall()[0][0]
+    if not exists:
+        return None
+    counts = con.sql("SELECT count(*) FILTER (WHERE kind = 'backtest') AS backtests, "
+                     "count(*) FILTER (WHERE kind = 'sweep') AS sweeps FROM backtest.runs").pl().row(0, named=True)
+    rebuilt = ("(SELECT max(finished) FROM meta.model_runs WHERE model = 'clean.bars' AND status = 'ok')"
+               if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                              "AND table_name = 'model_runs'").fetchall()[0][0] else "NULL")
+    latest = con.sql(
+        "SELECT r.run_id, r.kind, r.strategy, r.params::VARCHAR AS params, array_to_string(r.symbols, ',') AS symbols, "
+        "r.created, (SELECT value FROM backtest.metrics m WHERE m.run_id = r.run_id AND m.metric = 'total_return') "
+        "AS total_return, (SELECT value FROM backtest.metrics m WHERE m.run_id = r.run_id AND m.metric = 'sharpe') "
+        f"AS sharpe, coalesce({rebuilt} > r.created, false) AS data_rebuilt_since "
+        "FROM backtest.runs r ORDER BY r.created DESC LIMIT 5").pl().to_dicts()
+    return {**counts, "latest": latest}
+
+
 def status_command(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
     """Show datasets and their freshness, recent ingests, success rates, validation pass rate,
-    models (last build, ingests not built yet), lake size and free disk.
+    models (last build, ingests not built yet), the latest backtests, lake size and free disk.
 
     Example: alphatwin --warehouse W status --format json
     """
@@ -119,6 +155,15 @@ def status_command(
         waiting = f"; {m['ingests_pending']} ingest(s) not built yet" if m["ingests_pending"] else ""
         typer.echo(f"  model {m['model']}: {m['status']} ({m['mode']}), {m['rows'] or 0:,} rows, "
                    f"built {m['last_build']:%Y-%m-%d %H:%M}{waiting}")
+    bt = info["backtests"]
+    if bt:
+        typer.echo(f"  backtests: {bt['backtests']} run(s), {bt['sweeps']} sweep(s) in backtest.runs")
+        for r in bt["latest"]:
+            figures = ("" if r["total_return"] is None else
+                       f", total return {r['total_return']:.2%}, Sharpe {r['sharpe'] if r['sharpe'] is None else round(r['sharpe'], 2)}")
+            rebuilt = "; the bars were rebuilt since" if r["data_rebuilt_since"] else ""
+            typer.echo(f"    {r['run_id']} {r['kind']} {r['strategy']} {_params(r['params'])} on {r['symbols']}"
+                       f"{figures}{rebuilt}")
     typer.echo(f"  disk free: {info['disk_free_bytes'] / 2**30:,.1f} GiB")
     if info["disk_low"]:
         typer.secho("  warning: less than 1 GiB free on the warehouse's disk", fg="yellow", err=True)

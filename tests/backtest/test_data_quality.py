@@ -166,3 +166,17 @@ def test_the_cli_warns_on_stderr_and_keeps_stdout_for_data(wh):
     refused = CliRunner().invoke(app, ["--warehouse", str(paths.root), "backtest", "sma_cross", "--symbols",
                                        "SYN00001", "--outliers", "fail"])
     assert refused.exit_code == 1 and refused.stderr.startswith("Error: ") and "flagged as outliers" in refused.stderr
+
+
+def test_status_lists_the_latest_backtests_with_their_headline_metrics(wh):
+    from alphatwin.cli.status import collect_status
+
+    paths, _ = wh
+    with catalog.connect(paths) as con:
+        run = run_backtest(con, _spec("untradable"))
+    info, _, _ = collect_status(paths)
+    latest = info["backtests"]["latest"]
+    assert info["backtests"]["backtests"] >= 1
+    assert latest[0]["run_id"] == run.run_id
+    assert latest[0]["total_return"] == pytest.approx(run.metrics["total_return"], rel=1e-12)
+    assert latest[0]["data_rebuilt_since"] is False
