@@ -37,6 +37,7 @@ bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/indicators.py
 	.venv/bin/python bench/build.py
 	.venv/bin/python bench/sweep.py
+	.venv/bin/python bench/backtest.py --warehouse
 
 clean:
 	rm -rf .venv .tools site .pytest_cache
