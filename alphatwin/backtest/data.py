@@ -6,8 +6,10 @@ One query joins ``features.bars`` (the bar as traded, its flags, ``atr_14``, ``v
 in for a missing session (``is_imputed``) or that is a halt (``is_halt``) cannot be traded: its
 prices are NaN in the :class:`~alphatwin.backtest.params.Market`, while the signal series
 (``adj_close``) keeps every row, as ``features.bars`` does. A bar the quality gate flagged as an
-outlier (``clean.bars.is_outlier``) follows the ``outliers`` policy: ``untradable`` (default,
-like a halt), ``trade`` (use it as it is) or ``fail`` (refuse the run).
+outlier (``clean.bars.is_outlier``) follows the ``outliers`` policy (:data:`OUTLIER_POLICIES`).
+Splits come from ``clean.bars.volume_factor``: the split ratio where the source's prices are
+not already split-adjusted, 1 where they are (Yahoo, Stooq), so a split is never applied to a
+position twice.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from alphatwin.errors import InputError
 
 __all__ = ["Loaded", "load_market", "ADV_WINDOW", "OUTLIER_POLICIES"]
 
-#: What a backtest does with bars flagged as outliers by the quality gate.
-OUTLIER_POLICIES = ("untradable", "trade", "fail")
+#: What a backtest does with bars flagged as outliers by the quality gate: ``jumps`` (default)
+#: does not trade bars flagged ``unexplained_jump`` (a print that jumps and reverts: the mark of
+#: a bad tick) and trades the other outliers (large moves that persisted, often real);
+#: ``untradable`` trades none of them; ``trade`` trades all; ``fail`` refuses the run.
+OUTLIER_POLICIES = ("jumps", "untradable", "trade", "fail")
 
 #: Bars in the average daily volume of the impact model.
 ADV_WINDOW = 20
@@ -35,8 +40,13 @@ ADV_WINDOW = 20
 _QUERY = """
 SELECT f.symbol, f.ts, f.open, f.high, f.low, f.close, f.volume::DOUBLE AS volume,
        f.is_imputed, f.is_halt, f.atr_14, f.vol_20,
-       c.is_outlier, c.split_ratio, c.dividend, c.adj_close, c.adj_volume_factor, c.ingest_id,
-       c.calendar
+       c.is_outlier, c.volume_factor AS split_ratio, c.dividend, c.adj_close, c.adj_volume_factor,
+       c.ingest_id, c.calendar,
+       c.is_outlier AND EXISTS (
+           SELECT 1 FROM quality.flags q JOIN meta.validation_runs v ON v.validation_id = q.validation_id
+           WHERE v.current AND q.ingest_id = c.ingest_id AND q.symbol = c.symbol
+             AND q.interval = c.interval AND q.ts = c.ts
+             AND list_contains(q.reasons, 'unexplained_jump')) AS is_jump
 FROM features.bars f
 JOIN clean.bars c USING (symbol, interval, ts)
 WHERE f.interval = ? AND f.symbol IN ({symbols}) {until}
@@ -63,9 +73,12 @@ class Loaded:
         out = []
         q = self.data_quality
         if q["outlier_bars"]:
-            what = {"untradable": "not traded (marked at the last close)", "trade": "traded as they are"}
-            out.append(f"{q['outlier_bars']} bar(s) in the run are flagged as outliers by the quality "
-                       f"gate ({', '.join(q['outlier_examples'])}{', ...' if q['outlier_bars'] > 3 else ''}): "
+            n, jumps = q["outlier_bars"], q["jump_bars"]
+            what = {"untradable": "none of them traded (marked at the last close)",
+                    "trade": "all traded as they are",
+                    "jumps": f"{jumps} bad-tick jump(s) not traded, {n - jumps} other outlier(s) traded"}
+            out.append(f"{n} bar(s) in the run are flagged as outliers by the quality gate "
+                       f"({', '.join(q['outlier_examples'])}{', ...' if n > 3 else ''}): "
                        f"{what[q['outlier_policy']]}; see quality.flags (`--outliers` chooses)")
         for v in self.validation:
             if v["validation"] != "passed":
@@ -99,7 +112,7 @@ def _adv(volume: np.ndarray, adj_volume_factor: np.ndarray, real: np.ndarray) ->
 
 def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
                 start: dt.datetime | None = None, end: dt.datetime | None = None,
-                outliers: str = "untradable") -> Loaded:
+                outliers: str = "jumps") -> Loaded:
     """Bars of ``symbols`` up to ``end`` (all history: signals warm up before ``start``).
 
     Raises
@@ -142,16 +155,23 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
     split = np.ones((n, m))
     dividend = np.zeros((n, m))
     calendars: dict[str, str] = {}
-    flagged: list[tuple[np.datetime64, str]] = []
+    flagged: list[tuple[np.datetime64, str, bool]] = []
     for j, symbol in enumerate(symbols):
         part = frame.filter(pl.col("symbol") == symbol)
         rows = np.searchsorted(ts, part["ts"].to_numpy())
         imputed = part["is_imputed"].to_numpy()
         outlier = part["is_outlier"].fill_null(False).to_numpy()
+        jump = part["is_jump"].fill_null(False).to_numpy()
         tradable = ~(imputed | part["is_halt"].to_numpy())
         if outliers == "untradable":
             tradable &= ~outlier
-        flagged += [(t, symbol) for t in ts[rows[outlier & (rows >= first)]]]
+        elif outliers == "jumps":
+            tradable &= ~jump
+        in_run = rows >= first
+        flagged += [(t, symbol, bool(j)) for t, j in zip(ts[rows[outlier & in_run]], jump[outlier & in_run])]
+        if rows.size and rows[-1] < first:
+            raise InputError(f"no bars for {symbol} on or after {start:%Y-%m-%d} (its last bar is "
+                             f"{str(ts[rows[-1]])[:10]})")
         for key in ("open", "high", "low", "close", "volume"):
             values = part[key].to_numpy().astype(np.float64)
             arrays[key][rows[tradable], j] = values[tradable]
@@ -164,11 +184,13 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
         dividend[rows, j] = part["dividend"].fill_null(0.0).to_numpy()
         calendars[symbol] = part["calendar"][0]
     if flagged and outliers == "fail":
-        when, symbol = min(flagged)
+        when, symbol, _ = min(flagged)
         raise InputError(f"{len(flagged)} bar(s) in the run are flagged as outliers (first: {symbol} "
-                         f"{str(when)[:10]}); `--outliers untradable` skips them, `--outliers trade` uses them")
+                         f"{str(when)[:10]}); `--outliers jumps` skips the bad-tick jumps, `untradable` "
+                         "all of them, `trade` none")
     quality = {"outlier_policy": outliers, "outlier_bars": len(flagged),
-               "outlier_examples": [f"{sym} {str(when)[:10]}" for when, sym in sorted(flagged)[:3]]}
+               "jump_bars": sum(j for _, _, j in flagged),
+               "outlier_examples": [f"{sym} {str(when)[:10]}" for when, sym, _ in sorted(flagged)[:3]]}
     market = Market(ts=ts, symbols=tuple(symbols), open=arrays["open"], high=arrays["high"],
                     low=arrays["low"], close=arrays["close"], volume=arrays["volume"],
                     split_ratio=split, dividend=dividend, atr=arrays["atr"], sigma=arrays["sigma"],

@@ -45,7 +45,7 @@ class RunSpec:
     sim: SimParams = field(default_factory=SimParams)
     risk_free: float = 0.0
     periods_per_year: float | None = None  #: None: from the interval and the calendars
-    outliers: str = "untradable"  #: bars flagged as outliers: untradable, trade or fail
+    outliers: str = "jumps"  #: bars flagged as outliers: jumps, untradable, trade or fail
 
 
 @dataclass(frozen=True)

@@ -446,5 +446,8 @@ def _general_one(j: int, sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.nda
     row[10] = gl
     row[11] = held / (n - start) if n > start else math.nan
     row[12] = equity[n - 1]
-    row[13] = bar_cost[:, 0].sum()
+    fees = 0.0
+    for k in range(n_fills):  # one at a time, as the fused path adds them
+        fees += fills[k]["fee"]
+    row[13] = fees
     row[14] = hold

@@ -43,7 +43,7 @@ Rebalance = Annotated[int, typer.Option("--rebalance-every", help="Rebalance to 
 RiskFree = Annotated[float, typer.Option("--risk-free", help="Annual risk-free rate for Sharpe and Sortino (0.02 = 2%).")]
 Ppy = Annotated[float | None, typer.Option("--periods-per-year", help="Override the annualization (default: from the interval and the calendar: 252 equities, 365 crypto, 260 FX).", show_default=False)]
 NoSave = Annotated[bool, typer.Option("--no-save", help="Do not store the run in backtest.* (read-only use).")]
-Outliers = Annotated[str, typer.Option("--outliers", help="Bars the quality gate flagged as outliers: untradable (no fills or stops there, marked at the last close), trade (use them as they are) or fail (refuse the run).")]
+Outliers = Annotated[str, typer.Option("--outliers", help="Bars the quality gate flagged as outliers: jumps (those flagged unexplained_jump, a print that jumps and reverts, get no fills or stops and are marked at the last close; large moves that persisted are traded), untradable (none of them traded), trade (all traded) or fail (refuse the run).")]
 
 
 def parse_params(items: list[str] | None) -> dict[str, int]:
@@ -145,7 +145,7 @@ def backtest_command(
     participation: Participation = None, stop_loss: StopLoss = None, take_profit: TakeProfit = None,
     trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
     rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
-    outliers: Outliers = "untradable",
+    outliers: Outliers = "jumps",
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
     no_save: NoSave = False,
 ) -> None:
@@ -232,7 +232,7 @@ def sweep_command(
     participation: Participation = None, stop_loss: StopLoss = None, take_profit: TakeProfit = None,
     trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
     rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
-    outliers: Outliers = "untradable",
+    outliers: Outliers = "jumps",
     max_combinations: Annotated[int, typer.Option("--max-combinations", help="Refuse grids larger than this (combinations x symbols).")] = 2_000_000,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
     no_save: NoSave = False,

@@ -180,3 +180,37 @@ def test_status_lists_the_latest_backtests_with_their_headline_metrics(wh):
     assert latest[0]["run_id"] == run.run_id
     assert latest[0]["total_return"] == pytest.approx(run.metrics["total_return"], rel=1e-12)
     assert latest[0]["data_rebuilt_since"] is False
+
+
+def test_the_default_policy_skips_bad_tick_jumps(wh):
+    paths, spike_ts = wh
+    with catalog.connect(paths, read_only=True) as con:
+        run = run_backtest(con, RunSpec("sma_cross", ("SYN00001",), {"fast": 3, "slow": 10}), save=False)
+    bar = int(np.searchsorted(run.loaded.market.ts, np.datetime64(spike_ts.replace(tzinfo=None))))
+    assert run.loaded.data_quality["outlier_policy"] == "jumps"
+    assert run.loaded.data_quality["jump_bars"] >= 1
+    assert np.isnan(run.loaded.market.close[bar, 0])  # the 10x print reverts: a bad tick
+
+
+def test_a_split_in_a_split_adjusted_source_is_not_applied_to_positions(tmp_path):
+    """Yahoo's prices are split-adjusted already: its 4:1 split must not multiply the units."""
+    frame = market(n_symbols=1, n_bars=120).with_columns(pl.int_range(pl.len()).alias("i"))
+    frame = frame.with_columns(
+        pl.when(pl.col("i") == 60).then(4.0).otherwise(1.0).alias("split_ratio"),
+        pl.lit(0.0).alias("dividend")).drop("i")
+    paths = WarehousePaths(tmp_path / "wh")
+    load(paths, frame, source="yahoo")
+    build_all(paths)
+    sim = SimParams(fill="close")
+    with catalog.connect(paths, read_only=True) as con:
+        run = run_backtest(con, RunSpec("sma_cross", ("SYN00001",), {"fast": 1, "slow": 2}, sim=sim), save=False)
+    market_ = run.loaded.market
+    assert (market_.split_ratio == 1.0).all()  # clean.bars.volume_factor: the split is in the prices
+    units = run.result.units[:, 0]
+    mark = run.result.marks[:, 0]
+    held = (units[:-1] != 0) & (units[1:] == units[:-1])
+    assert held[59:62].any() or (units[55:65] != 0).any()  # the split bar is inside the run
+    # while a position is held, equity moves exactly with units x the change of its mark
+    step = np.diff(run.result.equity)[held]
+    np.testing.assert_allclose(step, (units[1:] * np.diff(mark))[held], rtol=1e-9, atol=1e-6)
+    assert np.abs(np.diff(run.result.equity)).max() < 0.5 * run.result.equity.max()  # no 4x jump
