@@ -5,6 +5,8 @@ t-1 fill at the open (``fill_close=False``), stops against the bar's open/high/l
 decided at t fill at the close (``fill_close=True``), mark to market, decide. The kernel sees
 only NumPy arrays and assumes valid input (the wrapper in :mod:`alphatwin.backtest.engine`
 checks it). ``tests/backtest/reference.py`` is a slow pure-Python twin of this module.
+Kernels use ``error_model="numpy"``: a division by zero gives inf or NaN (the returns of a
+portfolio whose equity reached 0) instead of raising, and saves a check per division.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _FEE_RATE, _FEE_FIXED, _FEE_MIN, _SLIP_RATE, _SLIP_RANGE, _SLIP_ATR, _IMPACT_K, 
     _SL, _TP, _TSL, _LEVERAGE = range(12)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _basis(t: int, r: int, s: int, split_ratio: np.ndarray) -> float:
     """Factor that puts a price-like value of row ``r`` into bar t's basis (1 when r == t):
     the last completed bar before a split is in the old basis (volumes scale by its inverse)."""
@@ -52,7 +54,7 @@ def _basis(t: int, r: int, s: int, split_ratio: np.ndarray) -> float:
     return 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _slip_abs(r: int, s: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray,
               cp: np.ndarray) -> float:
     """Absolute slippage per unit from row ``r`` (the last completed bar), 0 when unknown."""
@@ -67,7 +69,7 @@ def _slip_abs(r: int, s: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _impact(r: int, s: int, units: float, price: float, sigma: np.ndarray, adv: np.ndarray,
             basis: float, cp: np.ndarray) -> float:
     """Square-root market impact per unit: k * sigma * sqrt(|units| / adv) * price."""
@@ -80,7 +82,7 @@ def _impact(r: int, s: int, units: float, price: float, sigma: np.ndarray, adv: 
     return cp[_IMPACT_K] * sg * math.sqrt(abs(units) / av) * price
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _exec(t: int, r: int, s: int, side: float, order: float, p: float, high: np.ndarray,
           low: np.ndarray, atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray,
           split_ratio: np.ndarray, cp: np.ndarray) -> tuple[float, float, float]:
@@ -95,12 +97,12 @@ def _exec(t: int, r: int, s: int, side: float, order: float, p: float, high: np.
     return p + side * (slip_pu + imp_pu), slip_pu, imp_pu
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fee(units: float, price: float, cp: np.ndarray) -> float:
     return max(cp[_FEE_RATE] * abs(units) * price + cp[_FEE_FIXED], cp[_FEE_MIN])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _apply(t: int, s: int, u: float, base: float, q: float, slip_pu: float, imp_pu: float,
            reason: int, phase: int, fs: np.ndarray, ist: np.ndarray, acc: np.ndarray,
            bar_cost: np.ndarray, fills: np.ndarray, n_fills: np.ndarray, trades: np.ndarray,
@@ -168,7 +170,7 @@ def _apply(t: int, s: int, u: float, base: float, q: float, slip_pu: float, imp_
         ist[s, _TRADE] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _close_trade(tr: int, t: int, reason: int, trades: np.ndarray) -> None:
     qty = abs(trades[tr]["quantity"])
     entry_value = trades[tr]["entry_price"]
@@ -183,7 +185,7 @@ def _close_trade(tr: int, t: int, reason: int, trades: np.ndarray) -> None:
     trades[tr]["ret"] = pnl / entry_value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _corporate_actions(t: int, split_ratio: np.ndarray, dividend: np.ndarray, fs: np.ndarray,
                        ist: np.ndarray, acc: np.ndarray, trades: np.ndarray) -> None:
     for s in range(fs.shape[0]):
@@ -206,7 +208,7 @@ def _corporate_actions(t: int, split_ratio: np.ndarray, dividend: np.ndarray, fs
             trades[tr]["dividends"] += cash
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _marks(t: int, prices: np.ndarray, close: np.ndarray, fs: np.ndarray,
            acc: np.ndarray) -> tuple[float, float]:
     """(equity, gross exposure) with the fill prices of bar t, the last close elsewhere."""
@@ -222,7 +224,7 @@ def _marks(t: int, prices: np.ndarray, close: np.ndarray, fs: np.ndarray,
     return equity, gross
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
                 low: np.ndarray, close: np.ndarray, volume: np.ndarray, atr: np.ndarray,
                 sigma: np.ndarray, adv: np.ndarray, split_ratio: np.ndarray, units_target: bool, whole: bool,
@@ -290,7 +292,7 @@ def _fill_point(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray
                   acc, bar_cost, fills, n_fills, trades, n_trades, inc, order)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
               low: np.ndarray, close: np.ndarray, atr: np.ndarray, sigma: np.ndarray,
               adv: np.ndarray, split_ratio: np.ndarray, whole: bool, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
@@ -340,7 +342,7 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
                acc, bar_cost, fills, n_fills, trades, n_trades, cp)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _stop_levels(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
                  close: np.ndarray, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
                  level: np.ndarray) -> bool:
@@ -397,7 +399,7 @@ def _stop_levels(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
     return hit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _stop_exits(t: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray, sigma: np.ndarray,
                 adv: np.ndarray, split_ratio: np.ndarray, cp: np.ndarray, fs: np.ndarray,
                 ist: np.ndarray, acc: np.ndarray, bar_cost: np.ndarray, fills: np.ndarray,
@@ -416,7 +418,7 @@ def _stop_exits(t: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray, sigm
         ist[s, _NEED] = NO_ORDER
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np.ndarray,
             ist: np.ndarray) -> None:
     """Orders from the targets at the close of bar d (docs/backtest.md#when-an-order-is-created)."""
@@ -433,7 +435,7 @@ def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np
             ist[s, _NEED] = _REBALANCE
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _any_position(fs: np.ndarray) -> bool:
     for s in range(fs.shape[0]):
         if fs[s, _UNITS] != 0.0:
@@ -441,7 +443,7 @@ def _any_position(fs: np.ndarray) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _any_order(ist: np.ndarray) -> bool:
     for s in range(ist.shape[0]):
         if ist[s, _NEED] != NO_ORDER:
@@ -449,7 +451,7 @@ def _any_order(ist: np.ndarray) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
                 volume: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray,
                 atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, target: np.ndarray,

@@ -29,7 +29,7 @@ _NOUT = len(OUT_COLS)
 _CHUNK = 64
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _drawdown_step(e: float, i: int, peak: float, peak_bar: int, floor: float, max_dd: float,
                    longest: int) -> tuple[float, int, float, float, int]:
     """One bar of the running drawdown statistics (``floor = peak * (1 + max_dd)``: only equity
@@ -48,7 +48,7 @@ def _drawdown_step(e: float, i: int, peak: float, peak_bar: int, floor: float, m
     return peak, peak_bar, floor, max_dd, longest
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float, rf: float,
                     out: np.ndarray, rets: np.ndarray) -> None:
     """Return statistics of ``equity[start:]`` (returns vs the previous bar, init_cash before
@@ -75,7 +75,7 @@ def equity_stats_nb(equity: np.ndarray, start: int, init_cash: float, ppy: float
     _spread_stats(rets, n, ppy, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _all_equal(x: np.ndarray, n: int) -> bool:
     for i in range(1, n):
         if x[i] != x[0]:
@@ -83,7 +83,7 @@ def _all_equal(x: np.ndarray, n: int) -> bool:
     return True
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _spread_stats(rets: np.ndarray, n: int, ppy: float, out: np.ndarray) -> None:
     """Annual volatility, Sharpe and Sortino of ``rets[:n]`` (excess returns) into out[1:4]."""
     if n < 2:
@@ -115,7 +115,7 @@ def _spread_stats(rets: np.ndarray, n: int, ppy: float, out: np.ndarray) -> None
     out[3] = mean * ppy / down_risk if down_risk > 0.0 else (math.inf if mean > 0.0 else math.nan)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fill_one(p: float, units: float, target: float, cash: float,
               whole: bool, cp_fee: float, cp_fixed: float, cp_min: float, slip: float,
               lev: float, tr: np.ndarray) -> tuple[float, float]:
@@ -194,7 +194,7 @@ def _fill_one(p: float, units: float, target: float, cash: float,
     return units, cash
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _signal(f: float, s: float, long_: bool, short: bool) -> float:
     if f > s:
         return 1.0 if long_ else 0.0
@@ -203,7 +203,7 @@ def _signal(f: float, s: float, long_: bool, short: bool) -> float:
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.ndarray,
               mark: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray, has_events: bool,
               gaps: bool, start: int,
@@ -320,7 +320,7 @@ def _run_fast(fast: np.ndarray, slow: np.ndarray, open_: np.ndarray, close: np.n
     return held
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _marks_of(close: np.ndarray, split_ratio: np.ndarray) -> np.ndarray:
     """The price a position is marked at on each bar: the close, or on a bar that cannot trade
     the last close, divided by the split ratio of such a bar (as the full kernel's mark)."""
@@ -333,7 +333,7 @@ def _marks_of(close: np.ndarray, split_ratio: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def sweep_cross_fast_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndarray,
                         open_: np.ndarray, close: np.ndarray, split_ratio: np.ndarray,
                         dividend: np.ndarray, start: int, fill_close: bool, init_cash: float,
@@ -374,7 +374,7 @@ def sweep_cross_fast_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndar
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def sweep_cross_general_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndarray,
                            open_: np.ndarray, high: np.ndarray, low: np.ndarray,
                            close: np.ndarray, volume: np.ndarray, split_ratio: np.ndarray,
@@ -403,7 +403,7 @@ def sweep_cross_general_nb(sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _general_one(j: int, sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.ndarray,
                  open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
                  volume: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray,

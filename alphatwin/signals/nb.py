@@ -8,7 +8,7 @@ from numba import njit, prange
 __all__ = ["sma_1d_nb", "sma_rows_nb", "cross_target_nb"]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_1d_nb(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average of a NaN-free series, TA-Lib's running sum; NaN for the first
     ``window - 1`` rows. Row t reads ``x[:t + 1]`` only."""
@@ -26,7 +26,7 @@ def sma_1d_nb(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def sma_rows_nb(x: np.ndarray, windows: np.ndarray) -> np.ndarray:
     """One row of :func:`sma_1d_nb` per window: each distinct window computed once."""
     out = np.empty((windows.shape[0], x.shape[0]))
@@ -35,7 +35,7 @@ def sma_rows_nb(x: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cross_target_nb(fast: np.ndarray, slow: np.ndarray, long_: bool, short: bool) -> np.ndarray:
     """+1 while ``fast > slow`` (when ``long_``), -1 while ``fast < slow`` (when ``short``), else 0
     (also while either is NaN, the warm-up)."""
