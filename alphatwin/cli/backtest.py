@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["backtest_command", "sweep_command", "parse_params", "parse_grid"]
 
-Strategy = Annotated[str, typer.Argument(help="Strategy name (sma_cross).", show_default=False)]
+Strategy = Annotated[str, typer.Argument(help="Strategy name: sma_cross, ema_cross, macd, rsi_reversion, bollinger_reversion, ts_momentum (sweeps: sma_cross).", show_default=False)]
 Symbols = Annotated[str, typer.Option("--symbols", help="Comma-separated symbols; several share one portfolio's cash equally (a sweep runs each alone).", show_default=False)]
 Interval = Annotated[str, typer.Option("--interval", help="Bar interval in the warehouse.")]
 Start = Annotated[str | None, typer.Option("--start", help="First bar to trade (earlier bars warm the signals up), like 2015-01-02.", show_default=False)]

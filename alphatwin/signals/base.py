@@ -69,7 +69,8 @@ def register(strategy: Strategy) -> Strategy:
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name``; InputError naming the known ones otherwise."""
-    import alphatwin.signals.sma_cross  # noqa: F401  (registers itself)
+    from alphatwin.signals import (  # noqa: F401  (each module registers itself)
+        bollinger_reversion, ema_cross, macd, rsi_reversion, sma_cross, ts_momentum)
 
     if name not in STRATEGIES:
         raise InputError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")

@@ -1,0 +1,40 @@
+"""``bollinger_reversion``: long when the close falls below the lower Bollinger band, held until
+it gets back to the middle band (the SMA); short above the upper band, held until it falls back to
+the middle, when ``direction`` allows. The bands are SMA(``period``) -/+ ``width``/10 population
+standard deviations (TA-Lib's BBANDS), so the rule reads the z-score
+z = (close - SMA) / std: long below -width/10, exit at z >= 0; short above +width/10, exit at
+z <= 0. A z-score is the same in any price basis; the target at t reads closes up to t only; 0
+for the first ``period - 1`` bars; a flat window (std 0, z undefined) keeps the position held.
+
+Examples
+--------
+>>> import numpy as np
+>>> targets(np.array([10.0, 10.5, 10, 10.5, 8, 9, 11, 10.5]), period=4, width=10).tolist()
+[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alphatwin.signals.base import Param, Strategy, direction_flags, register
+from alphatwin.signals.nb import reversion_target_nb, zscore_1d_nb
+
+__all__ = ["STRATEGY", "targets"]
+
+
+def targets(close: np.ndarray, *, period: int = 20, width: int = 20, direction: str = "long") -> np.ndarray:
+    """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
+    long_, short = direction_flags(direction)
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    k = width / 10.0
+    return reversion_target_nb(zscore_1d_nb(close, period), -k, k, 0.0, long_, short)
+
+
+STRATEGY = register(Strategy(
+    name="bollinger_reversion",
+    summary="long below the lower Bollinger band until the SMA (short above the upper band with direction short/both)",
+    params=(Param("period", 20, 2, 10_000, "SMA / standard deviation window (bars)"),
+            Param("width", 20, 1, 100, "band half-width in tenths of a standard deviation (20 = 2.0)")),
+    targets=targets,
+))
