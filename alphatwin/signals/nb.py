@@ -118,26 +118,26 @@ def rsi_1d_nb(x: np.ndarray, period: int, flat: float = 0.0) -> np.ndarray:
     gain = 0.0
     loss = 0.0
     for t in range(1, period + 1):
-        d = x[t] - x[t - 1]
-        if d < 0.0:
-            loss -= d
-        else:
-            gain += d
+        g, lo = _gain_loss(x[t] - x[t - 1])
+        gain += g
+        loss += lo
     gain /= period
     loss /= period
     out[period] = _rsi_value(gain, loss, flat)
     for t in range(period + 1, n):
-        d = x[t] - x[t - 1]
-        gain *= period - 1
-        loss *= period - 1
-        if d < 0.0:
-            loss -= d
-        else:
-            gain += d
+        g, lo = _gain_loss(x[t] - x[t - 1])
+        gain = gain * (period - 1) + g
+        loss = loss * (period - 1) + lo
         gain /= period
         loss /= period
         out[t] = _rsi_value(gain, loss, flat)
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def _gain_loss(d: float) -> tuple[float, float]:
+    """A price change as (gain, loss), both >= 0."""
+    return (0.0, -d) if d < 0.0 else (d, 0.0)
 
 
 @njit(cache=True, error_model="numpy")
