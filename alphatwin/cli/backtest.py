@@ -46,23 +46,41 @@ NoSave = Annotated[bool, typer.Option("--no-save", help="Do not store the run in
 Outliers = Annotated[str, typer.Option("--outliers", help="Bars the quality gate flagged as outliers: jumps (those flagged unexplained_jump, a print that jumps and reverts, get no fills or stops and are marked at the last close; large moves that persisted are traded), untradable (none of them traded), trade (all traded) or fail (refuse the run).")]
 
 
-def parse_params(items: list[str] | None) -> dict[str, int]:
-    """``["fast=10", "slow=20"]`` -> ``{"fast": 10, "slow": 20}``."""
-    out: dict[str, int] = {}
+def _number(text: str) -> int | float:
+    """``"10"`` -> 10, ``"2.5"`` -> 2.5 (ValueError otherwise, also for nan/inf)."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(text) from None
+        return value
+
+
+def parse_params(items: list[str] | None) -> dict[str, int | float]:
+    """``["fast=10", "width=2.5"]`` -> ``{"fast": 10, "width": 2.5}``."""
+    out: dict[str, int | float] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise InputError(f"`--param` must look like name=value, got {item!r}")
         try:
-            out[name.strip()] = int(value)
+            out[name.strip()] = _number(value)
         except ValueError:
-            raise InputError(f"`--param {name.strip()}` must be an integer, got {value!r}") from None
+            raise InputError(f"`--param {name.strip()}` must be a number, got {value!r}") from None
     return out
 
 
-def parse_grid(items: list[str] | None) -> dict[str, list[int]]:
-    """``["fast=2:100", "slow=10,20,50", "x=5:50:5"]`` -> inclusive ranges / lists of integers."""
-    out: dict[str, list[int]] = {}
+def _float_range(lo: float, hi: float, step: float) -> list[float]:
+    count = int(round((hi - lo) / step + 1e-9)) + 1
+    return [round(lo + i * step, 12) for i in range(count) if lo + i * step <= hi + 1e-9 * abs(step)]
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list[int | float]]:
+    """``["fast=2:100", "slow=10,20,50", "x=5:50:5", "z=1.5:2.5:0.5"]`` -> inclusive ranges /
+    lists of numbers (a float range needs a step)."""
+    out: dict[str, list[int | float]] = {}
     for item in items or []:
         name, sep, spec = item.partition("=")
         name = name.strip()
@@ -70,15 +88,20 @@ def parse_grid(items: list[str] | None) -> dict[str, list[int]]:
             raise InputError(f"`--grid` must look like name=2:100, name=2:100:2 or name=5,10,20, got {item!r}")
         try:
             if ":" in spec:
-                parts = [int(p) for p in spec.split(":")]
+                parts = [_number(p) for p in spec.split(":")]
                 if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0) or parts[1] < parts[0]:
                     raise ValueError
-                values = list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
+                if all(isinstance(p, int) for p in parts):
+                    values = list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
+                elif len(parts) == 3:
+                    values = _float_range(float(parts[0]), float(parts[1]), float(parts[2]))
+                else:
+                    raise ValueError
             else:
-                values = [int(p) for p in spec.split(",")]
+                values = [_number(p) for p in spec.split(",")]
         except ValueError:
-            raise InputError(f"`--grid {name}` must be LOW:HIGH, LOW:HIGH:STEP or a,b,c of integers "
-                             f"(LOW <= HIGH), got {spec!r}") from None
+            raise InputError(f"`--grid {name}` must be LOW:HIGH, LOW:HIGH:STEP or a,b,c of numbers "
+                             f"(LOW <= HIGH; a float range needs a STEP), got {spec!r}") from None
         out[name] = values
     if not out:
         raise InputError("give at least one `--grid name=LOW:HIGH`")

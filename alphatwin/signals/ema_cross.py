@@ -19,14 +19,22 @@ import numpy as np
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
 from alphatwin.signals.nb import cross_target_nb, ema_1d_nb
 
-__all__ = ["STRATEGY", "targets"]
+__all__ = ["STRATEGY", "compute", "targets"]
+
+
+def compute(close: np.ndarray, *, fast: int = 12, slow: int = 26, direction: str = "long"
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(signal, target)``: signal = EMA(fast) / EMA(slow) - 1, target +1 / 0 / -1 (see the
+    module docstring); target 0 during the warm-up."""
+    long_, short = direction_flags(direction)
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    f, s = ema_1d_nb(close, fast), ema_1d_nb(close, slow)
+    return f / s - 1.0, cross_target_nb(f, s, long_, short)
 
 
 def targets(close: np.ndarray, *, fast: int = 12, slow: int = 26, direction: str = "long") -> np.ndarray:
     """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
-    long_, short = direction_flags(direction)
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    return cross_target_nb(ema_1d_nb(close, fast), ema_1d_nb(close, slow), long_, short)
+    return compute(close, fast=fast, slow=slow, direction=direction)[1]
 
 
 def _validate(params: Mapping[str, int]) -> str | None:
@@ -40,6 +48,8 @@ STRATEGY = register(Strategy(
     summary="long while EMA(fast) > EMA(slow), flat otherwise (short below with direction short/both)",
     params=(Param("fast", 12, 1, 10_000, "fast EMA period (bars)"),
             Param("slow", 26, 2, 10_000, "slow EMA period (bars)")),
-    targets=targets,
+    compute=compute,
+    signal_doc="EMA(fast) / EMA(slow) - 1",
+    family="trend",
     validate=_validate,
 ))

@@ -20,16 +20,23 @@ import numpy as np
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
 from alphatwin.signals.nb import cross_target_nb, macd_1d_nb
 
-__all__ = ["STRATEGY", "targets"]
+__all__ = ["STRATEGY", "compute", "targets"]
+
+
+def compute(close: np.ndarray, *, fast: int = 12, slow: int = 26, signal: int = 9,
+            direction: str = "long") -> tuple[np.ndarray, np.ndarray]:
+    """``(signal, target)``: signal = the MACD histogram (line - signal line, in adjusted price
+    units), target +1 / 0 / -1 (see the module docstring); target 0 during the warm-up."""
+    long_, short = direction_flags(direction)
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    line, sig = macd_1d_nb(close, fast, slow, signal)
+    return line - sig, cross_target_nb(line, sig, long_, short)
 
 
 def targets(close: np.ndarray, *, fast: int = 12, slow: int = 26, signal: int = 9,
             direction: str = "long") -> np.ndarray:
     """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
-    long_, short = direction_flags(direction)
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    line, sig = macd_1d_nb(close, fast, slow, signal)
-    return cross_target_nb(line, sig, long_, short)
+    return compute(close, fast=fast, slow=slow, signal=signal, direction=direction)[1]
 
 
 def _validate(params: Mapping[str, int]) -> str | None:
@@ -44,6 +51,8 @@ STRATEGY = register(Strategy(
     params=(Param("fast", 12, 2, 10_000, "fast EMA period (bars)"),
             Param("slow", 26, 3, 10_000, "slow EMA period (bars)"),
             Param("signal", 9, 1, 10_000, "signal-line EMA period (bars)")),
-    targets=targets,
+    compute=compute,
+    signal_doc="MACD line - signal line (histogram)",
+    family="trend",
     validate=_validate,
 ))

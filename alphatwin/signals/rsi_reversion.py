@@ -22,19 +22,26 @@ import numpy as np
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
 from alphatwin.signals.nb import reversion_target_nb, rsi_1d_nb
 
-__all__ = ["STRATEGY", "targets"]
+__all__ = ["STRATEGY", "compute", "targets"]
 
 #: The RSI level that closes a position: the mid-line.
 MID = 50.0
 
 
-def targets(close: np.ndarray, *, period: int = 14, lower: int = 30, upper: int = 70,
-            direction: str = "long") -> np.ndarray:
-    """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
+def compute(close: np.ndarray, *, period: int = 14, lower: float = 30.0, upper: float = 70.0,
+            direction: str = "long") -> tuple[np.ndarray, np.ndarray]:
+    """``(signal, target)``: signal = RSI(period) (NaN where undefined), target +1 / 0 / -1
+    (see the module docstring); target 0 during the warm-up."""
     long_, short = direction_flags(direction)
     close = np.ascontiguousarray(close, dtype=np.float64)
     rsi = rsi_1d_nb(close, period, np.nan)
-    return reversion_target_nb(rsi, float(lower), float(upper), MID, long_, short)
+    return rsi, reversion_target_nb(rsi, float(lower), float(upper), MID, long_, short)
+
+
+def targets(close: np.ndarray, *, period: int = 14, lower: float = 30.0, upper: float = 70.0,
+            direction: str = "long") -> np.ndarray:
+    """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
+    return compute(close, period=period, lower=lower, upper=upper, direction=direction)[1]
 
 
 def _validate(params: Mapping[str, int]) -> str | None:
@@ -47,8 +54,10 @@ STRATEGY = register(Strategy(
     name="rsi_reversion",
     summary="long below RSI lower until RSI >= 50 (short above RSI upper until RSI <= 50 with direction short/both)",
     params=(Param("period", 14, 2, 10_000, "RSI period (bars)"),
-            Param("lower", 30, 1, 99, "RSI level below which to go long"),
-            Param("upper", 70, 1, 99, "RSI level above which to go short")),
-    targets=targets,
+            Param("lower", 30.0, 0.0, 100.0, "RSI level below which to go long"),
+            Param("upper", 70.0, 0.0, 100.0, "RSI level above which to go short")),
+    compute=compute,
+    signal_doc="RSI(period), TA-Lib / Wilder",
+    family="mean_reversion",
     validate=_validate,
 ))

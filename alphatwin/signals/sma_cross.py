@@ -18,14 +18,22 @@ import numpy as np
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
 from alphatwin.signals.nb import cross_target_nb, sma_1d_nb
 
-__all__ = ["STRATEGY", "targets"]
+__all__ = ["STRATEGY", "compute", "targets"]
+
+
+def compute(close: np.ndarray, *, fast: int = 10, slow: int = 30, direction: str = "long"
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(signal, target)``: signal = SMA(fast) / SMA(slow) - 1, target +1 / 0 / -1 (see the
+    module docstring); target 0 during the warm-up."""
+    long_, short = direction_flags(direction)
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    f, s = sma_1d_nb(close, fast), sma_1d_nb(close, slow)
+    return f / s - 1.0, cross_target_nb(f, s, long_, short)
 
 
 def targets(close: np.ndarray, *, fast: int = 10, slow: int = 30, direction: str = "long") -> np.ndarray:
     """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
-    long_, short = direction_flags(direction)
-    close = np.ascontiguousarray(close, dtype=np.float64)
-    return cross_target_nb(sma_1d_nb(close, fast), sma_1d_nb(close, slow), long_, short)
+    return compute(close, fast=fast, slow=slow, direction=direction)[1]
 
 
 def _validate(params: Mapping[str, int]) -> str | None:
@@ -39,6 +47,8 @@ STRATEGY = register(Strategy(
     summary="long while SMA(fast) > SMA(slow), flat otherwise (short below with direction short/both)",
     params=(Param("fast", 10, 1, 10_000, "fast SMA window (bars)"),
             Param("slow", 30, 2, 10_000, "slow SMA window (bars)")),
-    targets=targets,
+    compute=compute,
+    signal_doc="SMA(fast) / SMA(slow) - 1",
+    family="trend",
     validate=_validate,
 ))

@@ -20,7 +20,7 @@ import numpy as np
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
 from alphatwin.signals.nb import cross_target_nb
 
-__all__ = ["STRATEGY", "targets"]
+__all__ = ["STRATEGY", "compute", "targets"]
 
 
 def _lag(x: np.ndarray, k: int) -> np.ndarray:
@@ -30,12 +30,20 @@ def _lag(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def targets(close: np.ndarray, *, lookback: int = 252, skip: int = 21, direction: str = "long") -> np.ndarray:
-    """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
+def compute(close: np.ndarray, *, lookback: int = 252, skip: int = 21,
+            direction: str = "long") -> tuple[np.ndarray, np.ndarray]:
+    """``(signal, target)``: signal = close[t-skip] / close[t-lookback] - 1, target +1 / 0 / -1
+    (see the module docstring); target 0 during the warm-up."""
     long_, short = direction_flags(direction)
     close = np.ascontiguousarray(close, dtype=np.float64)
     # close[t - skip] > close[t - lookback] is the sign of the return, without a division
-    return cross_target_nb(_lag(close, skip), _lag(close, lookback), long_, short)
+    recent, past = _lag(close, skip), _lag(close, lookback)
+    return recent / past - 1.0, cross_target_nb(recent, past, long_, short)
+
+
+def targets(close: np.ndarray, *, lookback: int = 252, skip: int = 21, direction: str = "long") -> np.ndarray:
+    """Target weight per bar: +1 / 0 / -1 (see the module docstring); 0 during the warm-up."""
+    return compute(close, lookback=lookback, skip=skip, direction=direction)[1]
 
 
 def _validate(params: Mapping[str, int]) -> str | None:
@@ -49,6 +57,8 @@ STRATEGY = register(Strategy(
     summary="long while close[t-skip] / close[t-lookback] > 1, flat otherwise (short below with direction short/both)",
     params=(Param("lookback", 252, 1, 10_000, "bars back to the start of the return window"),
             Param("skip", 21, 0, 9_999, "most recent bars left out of the return window")),
-    targets=targets,
+    compute=compute,
+    signal_doc="close[t-skip] / close[t-lookback] - 1",
+    family="momentum",
     validate=_validate,
 ))

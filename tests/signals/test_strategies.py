@@ -34,7 +34,7 @@ NEW = ("ema_cross", "rsi_reversion", "bollinger_reversion", "macd", "ts_momentum
 SMALL = {
     "ema_cross": {"fast": 3, "slow": 8},
     "rsi_reversion": {"period": 5, "lower": 35, "upper": 65},
-    "bollinger_reversion": {"period": 6, "width": 12},
+    "bollinger_reversion": {"period": 6, "width": 1.2},
     "macd": {"fast": 3, "slow": 7, "signal": 4},
     "ts_momentum": {"lookback": 10, "skip": 2},
 }
@@ -204,15 +204,15 @@ def test_rsi_reversion_does_not_buy_a_flat_price():
 def test_bollinger_reversion_by_hand():
     # z(4 bars, population std): -, -, -, +1.0 (on the band: not beyond it), -1.70, -0.39, +1.15, +0.73
     x = np.array([10.0, 10.5, 10, 10.5, 8, 9, 11, 10.5])
-    assert bollinger_reversion.targets(x, period=4, width=10).tolist() == [0, 0, 0, 0, 1, 1, 0, 0]
-    assert bollinger_reversion.targets(x, period=4, width=10, direction="both").tolist() == [0, 0, 0, 0, 1, 1, -1, -1]
-    assert bollinger_reversion.targets(x, period=4, width=20, direction="both").tolist() == [0] * 8
+    assert bollinger_reversion.targets(x, period=4, width=1.0).tolist() == [0, 0, 0, 0, 1, 1, 0, 0]
+    assert bollinger_reversion.targets(x, period=4, width=1.0, direction="both").tolist() == [0, 0, 0, 0, 1, 1, -1, -1]
+    assert bollinger_reversion.targets(x, period=4, width=2.0, direction="both").tolist() == [0] * 8
 
 
 def test_bollinger_reversion_holds_through_a_flat_window():
     # long at the dip (z = -1.73), then the window goes flat: z undefined, the position stays
     x = np.array([10.0, 10, 10, 7, 7, 7, 7, 7, 8])
-    assert bollinger_reversion.targets(x, period=4, width=10).tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 0]
+    assert bollinger_reversion.targets(x, period=4, width=1.0).tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 0]
 
 
 def test_ts_momentum_by_hand():
@@ -274,9 +274,9 @@ def test_registry_holds_every_strategy():
     ("macd", {"signal": 0}, "`signal` must be an integer"),
     ("rsi_reversion", {"lower": 50}, "lower"),
     ("rsi_reversion", {"upper": 50}, "upper"),
-    ("rsi_reversion", {"lower": 40, "upper": 100}, "`upper` must be an integer in \\[1, 99\\]"),
+    ("rsi_reversion", {"lower": 40, "upper": 101}, "`upper` must be a number in \\[0.0, 100.0\\]"),
     ("rsi_reversion", {"period": 14.0}, "`period` must be an integer"),
-    ("bollinger_reversion", {"width": 0}, "`width` must be an integer"),
+    ("bollinger_reversion", {"width": 0}, "`width` must be a number"),
     ("bollinger_reversion", {"period": 1}, "`period` must be an integer"),
     ("ts_momentum", {"lookback": 21}, "`skip` must be below `lookback`"),
     ("ts_momentum", {"skip": -1}, "`skip` must be an integer"),
