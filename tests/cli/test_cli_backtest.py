@@ -180,7 +180,7 @@ SWEEP = ["sweep", "sma_cross", "--symbols", "GOOG", "--grid", "fast=2:5", "--gri
 
 @pytest.mark.parametrize("args, needles", [
     ([*BASE, "--param", "fast"], ["--param", "name=value", "'fast'"]),
-    ([*BASE, "--param", "fast=ten"], ["--param fast", "integer", "'ten'"]),
+    ([*BASE, "--param", "fast=ten"], ["--param fast", "a number", "'ten'"]),
     ([*BASE, "--param", "fast=20", "--param", "slow=10"], ["fast", "slow"]),
     ([*BASE, "--direction", "sideways"], ["--direction", "'sideways'"]),
     ([*BASE, "--fill", "later"], ["--fill", "'later'"]),
