@@ -35,6 +35,7 @@ class SimResult:
     fees: np.ndarray  #: (n,) commissions paid on each bar
     slippage: np.ndarray  #: (n,)
     impact: np.ndarray  #: (n,)
+    risk_scale: np.ndarray  #: (n,) the drawdown control's scale after each bar (1 when off)
     fills: np.ndarray  #: FILL_DT records
     trades: np.ndarray  #: TRADE_DT records, in entry order
 
@@ -55,11 +56,11 @@ class SimResult:
 
 def cost_vector(params: SimParams) -> np.ndarray:
     """The kernel's ``cp`` array, in :mod:`alphatwin.backtest.nb`'s index order."""
-    c, s = params.costs, params.stops
+    c, s, d = params.costs, params.stops, params.drawdown
     return np.array([
         c.fees_bps / 1e4, c.fee_fixed, c.fee_min, c.slippage_bps / 1e4, c.slippage_range,
         c.slippage_atr, c.impact_k, c.participation, s.stop_loss, s.take_profit,
-        s.trailing_stop, params.leverage,
+        s.trailing_stop, params.leverage, s.stop_atr, d.limit, d.scale, float(d.cooldown),
     ], dtype=np.float64)
 
 
@@ -111,12 +112,12 @@ def simulate(market: Market, target: np.ndarray, params: SimParams | None = None
     fills = np.zeros(cap, dtype=FILL_DT)
     trades = np.zeros(n * m + m + 1, dtype=TRADE_DT)
     c = np.ascontiguousarray
-    equity, cash, units, marks, bar_cost, n_fills, n_trades = simulate_nb(
+    equity, cash, units, marks, bar_cost, risk_scale, n_fills, n_trades = simulate_nb(
         c(market.open), c(market.high), c(market.low), c(market.close), c(market.volume),
         c(market.split_ratio), c(market.dividend), c(market.atr), c(market.sigma),
         c(market.adv), target, int(start), params.fill == "close", float(params.init_cash),
         params.target_kind == "units", bool(params.whole_units), int(params.rebalance_every),
         cost_vector(params), fills, trades)
     return SimResult(equity=equity, cash=cash, units=units, marks=marks, fees=bar_cost[:, 0],
-                     slippage=bar_cost[:, 1], impact=bar_cost[:, 2], fills=fills[:n_fills].copy(),
+                     slippage=bar_cost[:, 1], impact=bar_cost[:, 2], risk_scale=risk_scale, fills=fills[:n_fills].copy(),
                      trades=trades[:n_trades].copy())

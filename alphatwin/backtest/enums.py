@@ -16,9 +16,12 @@ class Reason:
     STOP_LOSS = 3
     TAKE_PROFIT = 4
     TRAILING_STOP = 5
+    DRAWDOWN = 6  #: the drawdown control scaled the targets down, or restored them
+    ATR_STOP = 7  #: the ATR-multiple stop (entry -/+ k x ATR)
 
 
-REASONS = ("signal", "rebalance", "pending", "stop_loss", "take_profit", "trailing_stop")
+REASONS = ("signal", "rebalance", "pending", "stop_loss", "take_profit", "trailing_stop", "drawdown",
+           "atr_stop")
 
 
 class Phase:

@@ -28,19 +28,21 @@ _PENDING = Reason.PENDING
 _STOP_LOSS = Reason.STOP_LOSS
 _TAKE_PROFIT = Reason.TAKE_PROFIT
 _TRAILING = Reason.TRAILING_STOP
+_DRAWDOWN = Reason.DRAWDOWN
+_ATR_STOP = Reason.ATR_STOP
 _OPEN = Phase.OPEN
 _INTRABAR = Phase.INTRABAR
 _CLOSE = Phase.CLOSE
 
 # per-symbol float state columns
-_UNITS, _LAST, _ACTIVE, _ENTRY, _PEAK, _TROUGH = 0, 1, 2, 3, 4, 5
+_UNITS, _LAST, _ACTIVE, _ENTRY, _PEAK, _TROUGH, _ATRD, _RAW = 0, 1, 2, 3, 4, 5, 6, 7
 # per-symbol int state columns
 _NEED, _STOPPED, _TRADE, _OPENED_AT, _INC_REASON, _EXIT = 0, 1, 2, 3, 4, 5
 # cash/bar accumulators
 _CASH, _FEES, _SLIP, _IMPACT = 0, 1, 2, 3
 # scalar cost parameters, one float64 array: see simulate_nb
 _FEE_RATE, _FEE_FIXED, _FEE_MIN, _SLIP_RATE, _SLIP_RANGE, _SLIP_ATR, _IMPACT_K, _PARTICIPATION, \
-    _SL, _TP, _TSL, _LEVERAGE = range(12)
+    _SL, _TP, _TSL, _LEVERAGE, _SL_ATR, _DD_LIMIT, _DD_SCALE, _DD_COOLDOWN = range(16)
 
 
 @njit(cache=True, error_model="numpy")
@@ -199,6 +201,7 @@ def _corporate_actions(t: int, split_ratio: np.ndarray, dividend: np.ndarray, fs
             fs[s, _ENTRY] /= r
             fs[s, _PEAK] /= r
             fs[s, _TROUGH] /= r
+            fs[s, _ATRD] /= r
             fs[s, _LAST] /= r  # the mark too (the split bar may have no tradable price)
             trades[tr]["quantity"] *= r
         d = dividend[t, s]
@@ -338,15 +341,20 @@ def _increase(t: int, r: int, phase: int, prices: np.ndarray, high: np.ndarray,
             a = float(math.trunc(a))
         if a <= _DUST * abs(requested[s]):  # nothing left, or float noise of a fully used buying power
             continue
+        opening = fs[s, _UNITS] == 0.0
         _apply(t, s, side * a, p, q, slip_pu, imp_pu, ist[s, _INC_REASON], phase, fs, ist,
                acc, bar_cost, fills, n_fills, trades, n_trades, cp)
+        if opening:  # the ATR stop's distance: k x ATR of the last completed bar, in t's basis
+            k = cp[_SL_ATR]
+            fs[s, _ATRD] = k * atr[r, s] * _basis(t, r, s, split_ratio) \
+                if not math.isnan(k) and r >= 0 else math.nan
 
 
 @njit(cache=True, error_model="numpy")
 def _stop_levels(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
                  close: np.ndarray, cp: np.ndarray, fs: np.ndarray, ist: np.ndarray,
                  level: np.ndarray) -> bool:
-    """Stop-loss, take-profit and trailing stop against bar t (docs/backtest.md#stops): the
+    """Stop-loss, ATR stop, take-profit and trailing stop against bar t (docs/backtest.md#stops): the
     exit price of each stopped position into ``level`` (NaN: none) and its reason into
     ``ist[:, _EXIT]``; True when any position is stopped. Updates the peaks and troughs."""
     sl, tp, tsl = cp[_SL], cp[_TP], cp[_TSL]
@@ -363,9 +371,11 @@ def _stop_levels(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
         if units > 0.0:
             fs[s, _PEAK] = max(fs[s, _PEAK], o)
             sl_lvl = e * (1.0 - sl) if not math.isnan(sl) else -math.inf
+            atr_lvl = e - fs[s, _ATRD] if not math.isnan(fs[s, _ATRD]) else -math.inf
             tsl_lvl = fs[s, _PEAK] * (1.0 - tsl) if not math.isnan(tsl) else -math.inf
-            stop_lvl = max(sl_lvl, tsl_lvl)
-            stop_reason = _STOP_LOSS if sl_lvl >= tsl_lvl else _TRAILING
+            stop_lvl = max(sl_lvl, atr_lvl, tsl_lvl)
+            stop_reason = _STOP_LOSS if sl_lvl >= max(atr_lvl, tsl_lvl) else \
+                _ATR_STOP if atr_lvl >= tsl_lvl else _TRAILING
             tp_lvl = e * (1.0 + tp) if not math.isnan(tp) else math.inf
             if gap and o <= stop_lvl:
                 level[s], reason = o, stop_reason
@@ -380,9 +390,11 @@ def _stop_levels(t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
         else:
             fs[s, _TROUGH] = min(fs[s, _TROUGH], o)
             sl_lvl = e * (1.0 + sl) if not math.isnan(sl) else math.inf
+            atr_lvl = e + fs[s, _ATRD] if not math.isnan(fs[s, _ATRD]) else math.inf
             tsl_lvl = fs[s, _TROUGH] * (1.0 + tsl) if not math.isnan(tsl) else math.inf
-            stop_lvl = min(sl_lvl, tsl_lvl)
-            stop_reason = _STOP_LOSS if sl_lvl <= tsl_lvl else _TRAILING
+            stop_lvl = min(sl_lvl, atr_lvl, tsl_lvl)
+            stop_reason = _STOP_LOSS if sl_lvl <= min(atr_lvl, tsl_lvl) else \
+                _ATR_STOP if atr_lvl <= tsl_lvl else _TRAILING
             tp_lvl = e * (1.0 - tp) if not math.isnan(tp) else -math.inf
             if gap and o >= stop_lvl:
                 level[s], reason = o, stop_reason
@@ -420,19 +432,41 @@ def _stop_exits(t: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray, sigm
 
 @njit(cache=True, error_model="numpy")
 def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np.ndarray,
-            ist: np.ndarray) -> None:
-    """Orders from the targets at the close of bar d (docs/backtest.md#when-an-order-is-created)."""
+            ist: np.ndarray, scale: float, rescaled: bool) -> None:
+    """Orders from the targets at the close of bar d (docs/backtest.md#when-an-order-is-created).
+    The active target is the last non-NaN target times the drawdown control's ``scale``;
+    ``rescaled`` (the scale changed at d) re-targets every symbol (reason ``drawdown``)."""
     rebalance = rebalance_every > 0 and (d - start) % rebalance_every == 0
     for s in range(fs.shape[0]):
         tg = target[d, s]
-        if math.isnan(tg):
+        if not math.isnan(tg):
+            fs[s, _RAW] = tg
+        elif not rescaled or math.isnan(fs[s, _RAW]):
             continue
-        if tg != fs[s, _ACTIVE]:  # NaN (no target yet) differs from everything
-            fs[s, _ACTIVE] = tg
+        eff = fs[s, _RAW] * scale
+        if eff != fs[s, _ACTIVE]:  # NaN (no target yet) differs from everything
+            fs[s, _ACTIVE] = eff
             ist[s, _STOPPED] = 0
-            ist[s, _NEED] = _SIGNAL
-        elif ist[s, _STOPPED] == 0 and rebalance:
+            ist[s, _NEED] = _DRAWDOWN if rescaled else _SIGNAL
+        elif ist[s, _STOPPED] == 0 and rebalance and not math.isnan(tg):
             ist[s, _NEED] = _REBALANCE
+
+
+@njit(cache=True, error_model="numpy")
+def _drawdown_control(t: int, equity: float, cp: np.ndarray, dd: np.ndarray) -> bool:
+    """Update the drawdown control with the equity marked at bar t's close; True when its scale
+    changed (docs/risk.md#drawdown-control). ``dd`` = [high-water mark, scale, bar locked at]."""
+    if dd[1] == 1.0:
+        dd[0] = max(dd[0], equity)
+        if equity <= dd[0] * (1.0 - cp[_DD_LIMIT]):
+            dd[1] = cp[_DD_SCALE]
+            dd[2] = t
+            return True
+    elif t - dd[2] >= cp[_DD_COOLDOWN]:
+        dd[0] = equity
+        dd[1] = 1.0
+        return True
+    return False
 
 
 @njit(cache=True, error_model="numpy")
@@ -463,13 +497,19 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     ``cp`` holds the cost and stop parameters in the order of this module's ``_FEE_RATE ..
     _LEVERAGE`` indices; ``fills`` / ``trades`` are preallocated record arrays (FILL_DT /
     TRADE_DT) large enough for every fill. Returns ``(equity, cash, units, marks, bar_costs,
-    n_fills, n_trades)``: ``marks[t, s]`` is the last close (in the current basis) each position
-    is marked at, ``bar_costs[t] = (fees, slippage, impact)`` of the fills of bar t.
+    risk_scale, n_fills, n_trades)``: ``marks[t, s]`` is the last close (in the current basis) each position
+    is marked at, ``bar_costs[t] = (fees, slippage, impact)`` of the fills of bar t,
+    ``risk_scale[t]`` the drawdown control's scale after bar t (1 when it is off).
     """
     n, m = close.shape
-    fs = np.zeros((m, 6))
+    fs = np.zeros((m, 8))
     fs[:, _ACTIVE] = np.nan
     fs[:, _LAST] = np.nan
+    fs[:, _ATRD] = np.nan
+    fs[:, _RAW] = np.nan
+    dd_on = not math.isnan(cp[_DD_LIMIT])
+    dd = np.array([init_cash, 1.0, -1.0])
+    scale_out = np.ones(n)
     ist = np.zeros((m, 6), dtype=np.int64)
     ist[:, _NEED] = NO_ORDER
     ist[:, _TRADE] = -1
@@ -502,7 +542,8 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
             _stop_exits(t, high, low, atr, sigma, adv, split_ratio, cp, fs, ist, acc, bar_cost,
                         fills, n_fills, trades, n_trades, level)
         if fill_close:
-            _decide(t, start, rebalance_every, target, fs, ist)
+            rescaled = dd_on and _drawdown_control(t, _marks(t, close, close, fs, acc)[0], cp, dd)
+            _decide(t, start, rebalance_every, target, fs, ist, dd[1], rescaled)
             if _any_order(ist):
                 _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv,
                             split_ratio, units_target, whole, cp, fs, ist, acc, bar_cost, fills,
@@ -518,7 +559,9 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
         equity[t] = value
         cash[t] = acc[_CASH]
         if not fill_close:
-            _decide(t, start, rebalance_every, target, fs, ist)
+            rescaled = dd_on and _drawdown_control(t, value, cp, dd)
+            _decide(t, start, rebalance_every, target, fs, ist, dd[1], rescaled)
+        scale_out[t] = dd[1]
     for s in range(m):  # trades still open: marked at the last close
         tr = ist[s, _TRADE]
         if tr >= 0:
@@ -530,4 +573,4 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
             pnl = trades[tr]["pnl"] - trades[tr]["fees"] + trades[tr]["dividends"]
             trades[tr]["pnl"] = pnl
             trades[tr]["ret"] = pnl / entry_value
-    return equity, cash, units_out, marks, bar_cost, n_fills[0], n_trades[0]
+    return equity, cash, units_out, marks, bar_cost, scale_out, n_fills[0], n_trades[0]

@@ -10,7 +10,7 @@ import numpy as np
 
 from alphatwin.errors import InputError
 
-__all__ = ["Costs", "Stops", "SimParams", "Market"]
+__all__ = ["Costs", "Stops", "Drawdown", "SimParams", "Market"]
 
 FILLS = ("open", "close")
 TARGET_KINDS = ("weight", "units")
@@ -61,11 +61,15 @@ class Costs:
 
 @dataclass(frozen=True)
 class Stops:
-    """Stop rules as fractions of the entry price (NaN = off): docs/backtest.md#stops."""
+    """Stop rules (NaN = off): docs/backtest.md#stops. ``stop_loss``, ``take_profit`` and
+    ``trailing_stop`` are fractions of the entry price (of the peak / trough for the trailing
+    stop); ``stop_atr`` is a multiple k of ATR(14): the stop sits k x ATR (of the last completed
+    bar before the fill that opened the position) below a long's entry price, above a short's."""
 
     stop_loss: float = math.nan
     take_profit: float = math.nan
     trailing_stop: float = math.nan
+    stop_atr: float = math.nan
 
     def __post_init__(self) -> None:
         for name in ("stop_loss", "take_profit", "trailing_stop"):
@@ -73,9 +77,44 @@ class Stops:
             if not math.isnan(value) and not (0 < value < (1 if name != "take_profit" else math.inf)):
                 limit = "(0, 1)" if name != "take_profit" else "> 0"
                 raise InputError(f"`{name}` must be a fraction in {limit}, got {value!r}")
+        value = float(self.stop_atr)
+        if not math.isnan(value) and not (0 < value < math.inf):
+            raise InputError(f"`stop_atr` must be a multiple of ATR > 0, got {value!r}")
+
+    @property
+    def any(self) -> bool:
+        return not all(math.isnan(v) for v in asdict(self).values())
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (None if math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Drawdown:
+    """Drawdown control (docs/risk.md#drawdown-control): when the equity falls ``limit`` below its
+    high-water mark, targets are multiplied by ``scale`` (0 = flatten) from that close on; after
+    ``cooldown`` bars the high-water mark resets to the equity then and targets apply in full.
+    ``limit`` NaN = off."""
+
+    limit: float = math.nan
+    scale: float = 0.0
+    cooldown: int = 21
+
+    def __post_init__(self) -> None:
+        if not math.isnan(self.limit) and not 0 < self.limit < 1:
+            raise InputError(f"`max_drawdown` must be a fraction in (0, 1), got {self.limit!r}")
+        if math.isnan(self.scale) or not 0 <= self.scale < 1:
+            raise InputError(f"`drawdown_scale` must be in [0, 1) (0 = flatten), got {self.scale!r}")
+        if isinstance(self.cooldown, bool) or int(self.cooldown) != self.cooldown or self.cooldown < 1:
+            raise InputError(f"`drawdown_cooldown` must be an integer >= 1 (bars), got {self.cooldown!r}")
+
+    @property
+    def on(self) -> bool:
+        return not math.isnan(self.limit)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"max_drawdown": None if math.isnan(self.limit) else self.limit,
+                "drawdown_scale": self.scale, "drawdown_cooldown": int(self.cooldown)}
 
 
 @dataclass(frozen=True)
@@ -90,6 +129,7 @@ class SimParams:
     rebalance_every: int = 0
     costs: Costs = field(default_factory=Costs)
     stops: Stops = field(default_factory=Stops)
+    drawdown: Drawdown = field(default_factory=Drawdown)
 
     def __post_init__(self) -> None:
         if self.fill not in FILLS:
@@ -105,9 +145,10 @@ class SimParams:
             raise InputError(f"`rebalance_every` must be an integer >= 0, got {self.rebalance_every!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k not in ("costs", "stops")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("costs", "stops", "drawdown")}
         out.update(self.costs.as_dict())
         out.update(self.stops.as_dict())
+        out.update(self.drawdown.as_dict())
         return out
 
 

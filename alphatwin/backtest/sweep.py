@@ -41,7 +41,7 @@ def fused_applies(params: SimParams) -> bool:
     return (params.target_kind == "weight" and params.rebalance_every == 0
             and c.slippage_range == 0 and c.slippage_atr == 0 and c.impact_k == 0
             and math.isinf(c.participation)
-            and all(math.isnan(v) for v in (s.stop_loss, s.take_profit, s.trailing_stop)))
+            and not s.any and not params.drawdown.on)
 
 
 def sweep_sma_cross(market: Market, signal_close: np.ndarray, fasts: Sequence[int],

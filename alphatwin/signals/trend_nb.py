@@ -1,0 +1,240 @@
+"""Numba kernels of the trend-filter, volume and cross-sectional strategies (``adx_trend``,
+``slope_trend``, ``obv_momentum``, ``cs_momentum``): NumPy in, NumPy out, no look-ahead (row t
+reads rows <= t)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["dmi_1d_nb", "linreg_slope_1d_nb", "band_target_nb", "obv_1d_nb", "obv_gap_1d_nb",
+           "lagged_ratio_nb", "cs_weights_nb"]
+
+#: TA-Lib's ``TA_IS_ZERO``: |x| below this is zero. Applied to +DI + -DI (0..200, scale-free).
+_TA_EPSILON = 1e-8
+
+
+@njit(cache=True, error_model="numpy")
+def _true_range(h: float, lo: float, prev_c: float) -> float:
+    """TA-Lib's TRUE_RANGE: max(h - lo, |h - prev_c|, |lo - prev_c|)."""
+    out = h - lo
+    d = abs(h - prev_c)
+    if d > out:
+        out = d
+    d = abs(lo - prev_c)
+    if d > out:
+        out = d
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _directional_moves(high: np.ndarray, low: np.ndarray, t: int) -> tuple[float, float]:
+    """(+DM, -DM) of bar t: the larger of the up move of the high and the down move of the low,
+    when positive; the other one 0 (both 0 on a tie)."""
+    up = high[t] - high[t - 1]
+    down = low[t - 1] - low[t]
+    if down > 0.0 and up < down:
+        return 0.0, down
+    if up > 0.0 and up > down:
+        return up, 0.0
+    return 0.0, 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def dmi_1d_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TA-Lib's ``PLUS_DI``, ``MINUS_DI`` and ``ADX`` (Wilder, ``period >= 2``) in one pass.
+
+    +DM, -DM and the true range are summed over bars 1 .. period-1, then smoothed with
+    ``s = s - s / period + new`` from bar ``period`` on; DI = 100 * DM / TR (0 where TR is 0)
+    from row ``period``; DX = 100 * |+DI - -DI| / (+DI + -DI); ADX is the mean of the first
+    ``period`` DX (row ``2 * period - 1``), then ``adx = (adx * (period - 1) + dx) / period``.
+    A DX that is undefined (TR 0, or +DI + -DI below 1e-8) adds 0 to the first mean and leaves
+    the ADX unchanged afterwards, as in TA-Lib. One difference: TA-Lib treats a smoothed TR below
+    1e-8 (price units) as 0; this kernel only an exact 0, so that it is scale-invariant. NaN
+    before the warm-up rows; row t reads rows <= t.
+    """
+    n = close.shape[0]
+    plus_di = np.full(n, np.nan)
+    minus_di = np.full(n, np.nan)
+    adx = np.full(n, np.nan)
+    if period < 2 or n <= period:
+        return plus_di, minus_di, adx
+    pdm = 0.0
+    mdm = 0.0
+    tr = 0.0
+    for t in range(1, period):
+        p, m = _directional_moves(high, low, t)
+        pdm += p
+        mdm += m
+        tr += _true_range(high[t], low[t], close[t - 1])
+    sum_dx = 0.0
+    value = 0.0
+    for t in range(period, n):
+        p, m = _directional_moves(high, low, t)
+        pdm = pdm - pdm / period + p
+        mdm = mdm - mdm / period + m
+        tr = tr - tr / period + _true_range(high[t], low[t], close[t - 1])
+        pdi = 0.0
+        mdi = 0.0
+        dx = np.nan
+        if tr != 0.0:
+            pdi = 100.0 * (pdm / tr)
+            mdi = 100.0 * (mdm / tr)
+            total = mdi + pdi
+            if abs(total) >= _TA_EPSILON:
+                dx = 100.0 * (abs(mdi - pdi) / total)
+        plus_di[t] = pdi
+        minus_di[t] = mdi
+        if t < 2 * period - 1:
+            if not np.isnan(dx):
+                sum_dx += dx
+            continue
+        if t == 2 * period - 1:
+            if not np.isnan(dx):
+                sum_dx += dx
+            value = sum_dx / period
+        elif not np.isnan(dx):
+            value = (value * (period - 1) + dx) / period
+        adx[t] = value
+    return plus_di, minus_di, adx
+
+
+@njit(cache=True, error_model="numpy")
+def linreg_slope_1d_nb(y: np.ndarray, window: int) -> np.ndarray:
+    """The least-squares slope of ``y`` against the bar number over the last ``window`` rows
+    (TA-Lib's ``LINEARREG_SLOPE``, ``window >= 2``); NaN for the first ``window - 1`` rows.
+
+    Each window is summed afresh with centred bar numbers and ``y`` shifted by ``y[t]``:
+    slope = sum((k - (w - 1) / 2) * (y[k] - y[t])) / (w (w^2 - 1) / 12), exactly 0 on a flat
+    window, no running-sum cancellation. Row t reads ``y[:t + 1]``.
+    """
+    n = y.shape[0]
+    out = np.full(n, np.nan)
+    if window < 2:
+        return out
+    mid = (window - 1) / 2.0
+    sxx = window * (window * window - 1) / 12.0
+    for t in range(window - 1, n):
+        ref = y[t]
+        start = t - window + 1
+        total = 0.0
+        for k in range(window):
+            total += (k - mid) * (y[start + k] - ref)
+        out[t] = total / sxx
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def band_target_nb(x: np.ndarray, threshold: float, long_: bool, short: bool) -> np.ndarray:
+    """+1 while ``x > threshold`` (when ``long_``), -1 while ``x < -threshold`` (when ``short``),
+    else 0 (also where ``x`` is NaN)."""
+    n = x.shape[0]
+    out = np.zeros(n)
+    for t in range(n):
+        if x[t] > threshold:
+            if long_:
+                out[t] = 1.0
+        elif x[t] < -threshold:
+            if short:
+                out[t] = -1.0
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def obv_1d_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """TA-Lib's On-Balance Volume: ``volume[0]`` at row 0, then + the bar's volume on an up
+    close, - on a down close, unchanged on an unchanged close. Row t reads rows <= t."""
+    n = close.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    obv = volume[0]
+    out[0] = obv
+    for t in range(1, n):
+        if close[t] > close[t - 1]:
+            obv += volume[t]
+        elif close[t] < close[t - 1]:
+            obv -= volume[t]
+        out[t] = obv
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def obv_gap_1d_nb(obv: np.ndarray, volume: np.ndarray, window: int) -> np.ndarray:
+    """(OBV - SMA(OBV, window)) / SMA(volume, window): how far OBV is above its average, in
+    average bars of volume. Each window is summed afresh with OBV shifted by ``obv[t]`` (exactly
+    0 where OBV did not move); NaN for the first ``window - 1`` rows and where the window has
+    no volume at all. Row t reads rows <= t."""
+    n = obv.shape[0]
+    out = np.full(n, np.nan)
+    if window < 1:
+        return out
+    for t in range(window - 1, n):
+        ref = obv[t]
+        below = 0.0
+        vol = 0.0
+        for i in range(t - window + 1, t + 1):
+            below += obv[i] - ref
+            vol += volume[i]
+        if vol > 0.0:
+            out[t] = -below / vol
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def lagged_ratio_nb(close: np.ndarray, lookback: int, skip: int) -> np.ndarray:
+    """(bars x symbols) ``c[t - skip] / c[t - lookback]`` where ``c[r]`` is the symbol's last
+    close at or before row r (NaN closes are gaps); NaN where the symbol has no bar at t or no
+    close at or before ``t - lookback``. Row t reads rows <= t."""
+    n, m = close.shape
+    out = np.full((n, m), np.nan)
+    last = np.full((n, m), np.nan)
+    for j in range(m):
+        prev = np.nan
+        for t in range(n):
+            if not np.isnan(close[t, j]):
+                prev = close[t, j]
+            last[t, j] = prev
+            if t >= lookback and not np.isnan(close[t, j]):
+                out[t, j] = last[t - skip, j] / last[t - lookback, j]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _rank_weights(score: np.ndarray, quantile: float, long_w: float, short_w: float,
+                  out: np.ndarray) -> None:
+    """Write one rebalance's weights into ``out`` (zeros on entry): the top ``k`` finite scores
+    get ``long_w / k``, the bottom ``k`` get ``-short_w / k``, with k = max(1, floor(quantile x
+    count)); ties are ranked by column order (the earlier column ranks higher)."""
+    cols = np.flatnonzero(~np.isnan(score))
+    count = cols.shape[0]
+    if count < 2:
+        return
+    k = max(1, int(np.floor(quantile * count + 1e-9)))
+    order = cols[np.argsort(-score[cols], kind="mergesort")]  # stable: ties keep column order
+    for i in range(k):
+        out[order[i]] = long_w / k
+        out[order[count - 1 - i]] = -short_w / k
+
+
+@njit(cache=True, error_model="numpy")
+def cs_weights_nb(score: np.ndarray, has_bar: np.ndarray, rebalance: int, quantile: float,
+                  long_w: float, short_w: float) -> np.ndarray:
+    """(bars x symbols) cross-sectional weights: rebalanced on row t0 (the first row where at
+    least 2 scores are finite) and every ``rebalance`` rows after it (:func:`_rank_weights`;
+    flat when fewer than 2 scores are finite), held in between; 0 before t0; NaN wherever
+    ``has_bar`` is False. Row t reads rows <= t."""
+    n, m = score.shape
+    out = np.zeros((n, m))
+    held = np.zeros(m)
+    t0 = -1
+    for t in range(n):
+        if t0 < 0 and np.sum(~np.isnan(score[t])) >= 2:
+            t0 = t
+        if t0 >= 0 and (t - t0) % rebalance == 0:
+            held[:] = 0.0
+            _rank_weights(score[t], quantile, long_w, short_w, held)
+        for j in range(m):
+            out[t, j] = held[j] if has_bar[t, j] else np.nan
+    return out
