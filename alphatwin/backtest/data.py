@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ _QUERY = """
 SELECT f.symbol, f.ts, f.open, f.high, f.low, f.close, f.volume::DOUBLE AS volume,
        f.is_imputed, f.is_halt, f.atr_14, f.vol_20,
        c.is_outlier, c.volume_factor AS split_ratio, c.dividend, c.adj_close, c.adj_volume_factor,
-       c.ingest_id, c.calendar,
+       c.ingest_id, c.calendar{extra},
        c.is_outlier AND EXISTS (
            SELECT 1 FROM quality.flags q JOIN meta.validation_runs v ON v.validation_id = q.validation_id
            WHERE v.current AND q.ingest_id = c.ingest_id AND q.symbol = c.symbol
@@ -67,6 +67,7 @@ class Loaded:
     validation: list[dict[str, Any]]
     data_sha256: str
     data_quality: dict[str, Any]  #: outlier policy and counts, failed validations
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)  #: (n, m) strategy input columns
 
     def warnings(self) -> list[str]:
         """One line per data-quality fact a user should know before trusting the numbers."""
@@ -112,8 +113,10 @@ def _adv(volume: np.ndarray, adj_volume_factor: np.ndarray, real: np.ndarray) ->
 
 def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
                 start: dt.datetime | None = None, end: dt.datetime | None = None,
-                outliers: str = "jumps") -> Loaded:
-    """Bars of ``symbols`` up to ``end`` (all history: signals warm up before ``start``).
+                outliers: str = "jumps", inputs: tuple[str, ...] = ("close",)) -> Loaded:
+    """Bars of ``symbols`` up to ``end`` (all history: signals warm up before ``start``), with
+    the strategy ``inputs`` (:mod:`alphatwin.signals.base`: ``open``..``volume`` are
+    ``clean.bars.adj_*``, other names ``features.bars`` columns) as (n, m) arrays.
 
     Raises
     ------
@@ -128,10 +131,11 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
     if start is not None and end is not None and start > end:
         raise InputError(f"`--start` {start:%Y-%m-%d} is after `--end` {end:%Y-%m-%d}")
     placeholders = ", ".join("?" for _ in symbols)
+    extra = _input_columns(con, inputs)
     until = "AND f.ts <= ?" if end is not None else ""
     params: list[Any] = [interval, *symbols] + ([end] if end is not None else [])
     try:
-        frame = con.sql(_QUERY.format(symbols=placeholders, until=until), params=params).pl()
+        frame = con.sql(_QUERY.format(symbols=placeholders, until=until, extra=extra), params=params).pl()
     except Exception as exc:  # the tables do not exist yet
         if "does not exist" in str(exc):
             raise InputError("the warehouse has no features.bars yet: run `alphatwin build` first") from None
@@ -152,6 +156,7 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
         raise InputError(f"no bars on or after {start:%Y-%m-%d} (last bar {ts[-1]})")
     arrays = {k: np.full((n, m), np.nan) for k in ("open", "high", "low", "close", "volume", "atr",
                                                     "sigma", "adv", "signal")}
+    columns = {name: np.full((n, m), np.nan) for name in inputs}
     split = np.ones((n, m))
     dividend = np.zeros((n, m))
     calendars: dict[str, str] = {}
@@ -180,6 +185,8 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
         arrays["adv"][rows, j] = _adv(part["volume"].to_numpy().astype(np.float64),
                                       part["adj_volume_factor"].to_numpy().astype(np.float64), ~imputed)
         arrays["signal"][rows, j] = part["adj_close"].to_numpy().astype(np.float64)
+        for name in inputs:
+            columns[name][rows, j] = part[f"in_{name}"].cast(pl.Float64).to_numpy()
         split[rows, j] = part["split_ratio"].fill_null(1.0).to_numpy()
         dividend[rows, j] = part["dividend"].fill_null(0.0).to_numpy()
         calendars[symbol] = part["calendar"][0]
@@ -200,7 +207,28 @@ def load_market(con: Any, symbols: list[str], interval: str = "1d", *,
     quality["failed_validations"] = [v["ingest_id"] for v in validation if v["validation"] != "passed"]
     return Loaded(market=market, signal_close=arrays["signal"], start=first, interval=interval,
                   calendars=calendars, ingest_ids=ingest_ids, validation=validation,
-                  data_sha256=_digest(frame), data_quality=quality)
+                  data_sha256=_digest(frame), data_quality=quality, inputs=columns)
+
+
+def _input_columns(con: Any, inputs: tuple[str, ...]) -> str:
+    """The SELECT list of the strategy inputs, ``in_<name>``; InputError for an unknown column."""
+    from alphatwin.signals.base import BAR_INPUTS
+
+    out = []
+    features = None
+    for name in inputs:
+        if name in BAR_INPUTS:
+            out.append(f"c.adj_{name}::DOUBLE AS in_{name}")
+            continue
+        if features is None:
+            features = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'features' "
+                "AND table_name = 'bars'").fetchall()}
+        if name not in features:
+            raise InputError(f"the strategy reads features.bars.{name}, which the warehouse does not have "
+                             "(add it to [features] in alphatwin.toml and `alphatwin build`)")
+        out.append(f'f."{name}"::DOUBLE AS "in_{name}"')
+    return "".join(f", {c}" for c in out)
 
 
 def _validation(con: Any, ingest_ids: list[str]) -> list[dict[str, Any]]:

@@ -1,9 +1,12 @@
 """One backtest or sweep from the warehouse to the ``backtest.*`` tables.
 
-    load_market (features.bars + clean.bars) -> strategy targets per symbol -> simulate
-    -> metrics (alphatwin.metrics) -> write_run (one transaction)
+    load_market (features.bars + clean.bars, the strategy's input columns)
+    -> strategy (signal, target) per symbol, or for the universe (panel), or signals.<name> (SQL)
+    -> risk manager (alphatwin.risk.manager: sizing, allocation, caps) -> portfolio weights
+    -> simulate (stops, drawdown control) -> metrics (alphatwin.metrics)
+    -> write_run (one transaction) and the strategy's signals into signals.<strategy>
 
-With several symbols each gets an equal share of equity: the strategy's target weight / N.
+With the default risk settings each of N symbols gets an equal share: its direction / N.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from alphatwin.backtest.sweep import pairs, sweep_sma_cross
 from alphatwin.errors import InputError
 from alphatwin.metrics import combine_periods, periods_per_year
 from alphatwin.metrics.summary import summarize
-from alphatwin.signals.base import get_strategy
+from alphatwin.risk.manager import RiskParams, apply_risk
+from alphatwin.signals.base import Strategy, apply_direction, get_strategy
+from alphatwin.signals.sql import sql_targets
+from alphatwin.signals.store import write_signals
 
 __all__ = ["RunSpec", "BacktestRun", "SweepRun", "run_backtest", "run_sweep", "targets_for"]
 
@@ -46,6 +52,7 @@ class RunSpec:
     risk_free: float = 0.0
     periods_per_year: float | None = None  #: None: from the interval and the calendars
     outliers: str = "jumps"  #: bars flagged as outliers: jumps, untradable, trade or fail
+    risk: RiskParams = field(default_factory=RiskParams)
 
 
 @dataclass(frozen=True)
@@ -70,16 +77,34 @@ def _run_id(prefix: str) -> str:
     return f"{prefix}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def targets_for(loaded: Loaded, strategy: str, params: dict[str, int], direction: str) -> np.ndarray:
-    """(n, m) target weights: each symbol's strategy targets on its own rows, / N symbols."""
-    strat = get_strategy(strategy)
-    sig = loaded.signal_close
-    n, m = sig.shape
-    out = np.full((n, m), np.nan)
+def strategy_signals(con: Any, strat: Strategy, loaded: Loaded, params: dict[str, Any],
+                     direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n, m) ``(signal, target)`` of the strategy: directions per symbol (series, on each
+    symbol's own rows, NaN elsewhere), the universe's weights (panel) or signals.<name> (SQL)."""
+    n, m = loaded.market.shape
+    if strat.source == "sql":
+        sig, tgt = sql_targets(con, strat.name, loaded.interval, list(loaded.market.symbols), loaded.ts)
+        return sig, apply_direction(tgt, direction)
+    columns = [loaded.inputs[name] for name in strat.inputs]
+    if strat.panel:
+        sig, tgt = strat.run(*columns, direction=direction, **params)
+        return np.asarray(sig, dtype=np.float64), np.asarray(tgt, dtype=np.float64)
+    sig = np.full((n, m), np.nan)
+    tgt = np.full((n, m), np.nan)
     for j in range(m):
-        rows = np.flatnonzero(~np.isnan(sig[:, j]))
-        out[rows, j] = strat.targets(sig[rows, j], **params, direction=direction) / m
-    return out
+        rows = np.flatnonzero(~np.isnan(loaded.signal_close[:, j]))
+        sig[rows, j], tgt[rows, j] = strat.run(*(np.ascontiguousarray(c[rows, j]) for c in columns),
+                                               direction=direction, **params)
+    return sig, tgt
+
+
+def targets_for(loaded: Loaded, strategy: str, params: dict[str, Any], direction: str,
+                risk: RiskParams | None = None, periods_per_year: float = 252.0, con: Any = None) -> np.ndarray:
+    """(n, m) portfolio target weights: the strategy's targets through the risk manager."""
+    strat = get_strategy(strategy)
+    _, tgt = strategy_signals(con, strat, loaded, params, direction)
+    return apply_risk(tgt, loaded.signal_close, risk or RiskParams(), panel=strat.panel,
+                      periods_per_year=periods_per_year, first=loaded.start, strategy=strategy)
 
 
 def _ppy(spec: RunSpec, loaded: Loaded) -> float:
@@ -107,6 +132,7 @@ def _run_row(run_id: str, kind: str, spec: RunSpec, loaded: Loaded, params: Any,
         "execution": {k: p[k] for k in ("fill", "init_cash", "target_kind", "whole_units", "leverage",
                                         "rebalance_every")},
         "cost_model": spec.sim.costs.as_dict(), "stops": spec.sim.stops.as_dict(),
+        "risk": {**spec.risk.as_dict(), **spec.sim.drawdown.as_dict()},
         "wall_s": wall_s, "command": command, "alphatwin_version": version("alphatwin"),
     }
 
@@ -119,18 +145,24 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
     """Run ``spec`` on the warehouse behind ``con`` and (unless ``save=False``) store it."""
     began = time.perf_counter()
     strat = get_strategy(spec.strategy)
+    strat.check_symbols(len(spec.symbols))
     params = strat.resolve(spec.params)
+    inputs = strat.inputs if strat.source == "python" else ("close",)
     loaded = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end,
-                         outliers=spec.outliers)
-    target = targets_for(loaded, spec.strategy, params, spec.direction)
-    result = simulate(loaded.market, target, spec.sim, start=loaded.start)
+                         outliers=spec.outliers, inputs=inputs)
     ppy = _ppy(spec, loaded)
+    signal, direction_target = strategy_signals(con, strat, loaded, params, spec.direction)
+    target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel,
+                        periods_per_year=ppy, first=loaded.start, strategy=strat.name)
+    result = simulate(loaded.market, target, spec.sim, start=loaded.start)
     metrics = _metrics(result, loaded, spec, ppy)
     run_id = _run_id("bt")
     frames = _frames(run_id, result, loaded, metrics, spec.sim.init_cash)
     run = _run_row(run_id, "backtest", spec, loaded, params, ppy, time.perf_counter() - began, command)
     if save:
-        write_run(con, run, frames)
+        also = None if strat.source == "sql" else (
+            lambda c: write_signals(c, strat, loaded, params, signal, direction_target, run_id, spec.direction))
+        write_run(con, run, frames, also=also)
     return BacktestRun(run_id=run_id, metrics=metrics, result=result, loaded=loaded, frames=frames, run=run)
 
 
@@ -189,6 +221,7 @@ def _frames(run_id: str, result: SimResult, loaded: Loaded, metrics: dict[str, A
         "gross_exposure": np.abs(values).sum(axis=1)[s:], "net_exposure": values.sum(axis=1)[s:],
         "return": equity / prev - 1.0,
         "drawdown": equity / peak - 1.0,
+        "risk_scale": result.risk_scale[s:],
         "fees": result.fees[s:], "slippage": result.slippage[s:], "impact": result.impact[s:],
         "cum_costs": np.cumsum(costs[s:]),
     })

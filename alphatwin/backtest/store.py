@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -39,6 +40,7 @@ DDL = [
         execution JSON,                     -- fill, init_cash, target_kind, whole_units, leverage, rebalance_every
         cost_model JSON,                    -- fees, slippage, impact, participation
         stops JSON,
+        risk JSON,                          -- sizing, allocation, caps, drawdown control
         created TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
         wall_s DOUBLE,
         command VARCHAR,
@@ -61,7 +63,7 @@ DDL = [
         pnl DOUBLE NOT NULL,
         "return" DOUBLE,
         bars_held INTEGER NOT NULL,
-        exit_reason VARCHAR,                -- signal | rebalance | pending | stop_loss | take_profit | trailing_stop; NULL while open
+        exit_reason VARCHAR,                -- signal | rebalance | pending | stop_loss | take_profit | trailing_stop | drawdown | atr_stop; NULL while open
         n_fills INTEGER NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS backtest.fills (
@@ -90,7 +92,8 @@ DDL = [
         fees DOUBLE NOT NULL,               -- costs of this bar's fills
         slippage DOUBLE NOT NULL,
         impact DOUBLE NOT NULL,
-        cum_costs DOUBLE NOT NULL           -- fees + slippage + impact up to this bar
+        cum_costs DOUBLE NOT NULL,          -- fees + slippage + impact up to this bar
+        risk_scale DOUBLE                   -- the drawdown control's scale after this bar (1 = full)
     )""",
     """CREATE TABLE IF NOT EXISTS backtest.positions (
         run_id VARCHAR NOT NULL,
@@ -118,6 +121,9 @@ DDL = [
         exposure DOUBLE, final_equity DOUBLE, total_fees DOUBLE,
         kernel VARCHAR
     )""",
+    # columns added after the first release: a warehouse created before gets them here
+    "ALTER TABLE backtest.runs ADD COLUMN IF NOT EXISTS risk JSON",
+    "ALTER TABLE backtest.equity ADD COLUMN IF NOT EXISTS risk_scale DOUBLE",
 ]
 
 TABLES = ("trades", "fills", "equity", "positions", "metrics", "sweeps")
@@ -140,8 +146,10 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def write_run(con: Any, run: dict[str, Any], frames: dict[str, pl.DataFrame]) -> None:
-    """Insert one run and its rows (``frames``: table name -> rows) in one transaction."""
+def write_run(con: Any, run: dict[str, Any], frames: dict[str, pl.DataFrame],
+              also: Callable[[Any], Any] | None = None) -> None:
+    """Insert one run and its rows (``frames``: table name -> rows), and whatever ``also(con)``
+    writes (the strategy's signals), in one transaction."""
     ensure_schema(con)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -156,10 +164,12 @@ def write_run(con: Any, run: dict[str, Any], frames: dict[str, pl.DataFrame]) ->
                 con.register("_bt_rows", frame.to_arrow())
                 con.execute(f"INSERT INTO backtest.{table} BY NAME SELECT * FROM _bt_rows")
                 con.unregister("_bt_rows")
+        if also is not None:
+            also(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-_JSON_COLS = {"params", "calendars", "validation", "data_quality", "execution", "cost_model", "stops"}
+_JSON_COLS = {"params", "calendars", "validation", "data_quality", "execution", "cost_model", "stops", "risk"}

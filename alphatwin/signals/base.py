@@ -144,7 +144,7 @@ def _load() -> None:
     import alphatwin.signals as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
-        if not (info.name.startswith("_") or info.name in ("base", "sql") or info.name.endswith("nb")
+        if not (info.name.startswith("_") or info.name in ("base", "sql", "store") or info.name.endswith("nb")
                 or info.ispkg):
             importlib.import_module(f"alphatwin.signals.{info.name}")
     _LOADED = True

@@ -113,8 +113,8 @@ def pairs_weights_nb(z: np.ndarray, beta: np.ndarray, entry: float, exit_: float
                 elif short and s >= entry:
                     pos = -1.0
                 if pos != 0.0:
-                    scale = pos / (1.0 + abs(beta[t]))
-                    cy, cx = scale, -scale * beta[t]
+                    gross = 1.0 + abs(beta[t])
+                    cy, cx = pos / gross, -pos * beta[t] / gross
         wy[t] = cy
         wx[t] = cx
     return wy, wx

@@ -10,10 +10,6 @@ from numba import njit
 __all__ = ["dmi_1d_nb", "linreg_slope_1d_nb", "band_target_nb", "obv_1d_nb", "obv_gap_1d_nb",
            "lagged_ratio_nb", "cs_weights_nb"]
 
-#: TA-Lib's ``TA_IS_ZERO``: |x| below this is zero. Applied to +DI + -DI (0..200, scale-free).
-_TA_EPSILON = 1e-8
-
-
 @njit(cache=True, error_model="numpy")
 def _true_range(h: float, lo: float, prev_c: float) -> float:
     """TA-Lib's TRUE_RANGE: max(h - lo, |h - prev_c|, |lo - prev_c|)."""
@@ -49,10 +45,10 @@ def dmi_1d_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
     ``s = s - s / period + new`` from bar ``period`` on; DI = 100 * DM / TR (0 where TR is 0)
     from row ``period``; DX = 100 * |+DI - -DI| / (+DI + -DI); ADX is the mean of the first
     ``period`` DX (row ``2 * period - 1``), then ``adx = (adx * (period - 1) + dx) / period``.
-    A DX that is undefined (TR 0, or +DI + -DI below 1e-8) adds 0 to the first mean and leaves
-    the ADX unchanged afterwards, as in TA-Lib. One difference: TA-Lib treats a smoothed TR below
-    1e-8 (price units) as 0; this kernel only an exact 0, so that it is scale-invariant. NaN
-    before the warm-up rows; row t reads rows <= t.
+    A DX that is undefined (TR 0, or +DI + -DI = 0) adds 0 to the first mean and leaves the ADX
+    unchanged afterwards, as in TA-Lib. Zero means exactly 0, as in the TA-Lib of the venv (0.8;
+    TA-Lib 0.4 had an absolute 1e-8 band, which depends on the price scale). NaN before the
+    warm-up rows; row t reads rows <= t.
     """
     n = close.shape[0]
     plus_di = np.full(n, np.nan)
@@ -82,7 +78,7 @@ def dmi_1d_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int
             pdi = 100.0 * (pdm / tr)
             mdi = 100.0 * (mdm / tr)
             total = mdi + pdi
-            if abs(total) >= _TA_EPSILON:
+            if total > 0.0:
                 dx = 100.0 * (abs(mdi - pdi) / total)
         plus_di[t] = pdi
         minus_di[t] = mdi
@@ -213,28 +209,31 @@ def _rank_weights(score: np.ndarray, quantile: float, long_w: float, short_w: fl
         return
     k = max(1, int(np.floor(quantile * count + 1e-9)))
     order = cols[np.argsort(-score[cols], kind="mergesort")]  # stable: ties keep column order
-    for i in range(k):
-        out[order[i]] = long_w / k
-        out[order[count - 1 - i]] = -short_w / k
+    for i in range(k):  # a leg with weight 0 is left alone (no -0.0)
+        if long_w > 0.0:
+            out[order[i]] = long_w / k
+        if short_w > 0.0:
+            out[order[count - 1 - i]] = -short_w / k
 
 
 @njit(cache=True, error_model="numpy")
 def cs_weights_nb(score: np.ndarray, has_bar: np.ndarray, rebalance: int, quantile: float,
                   long_w: float, short_w: float) -> np.ndarray:
     """(bars x symbols) cross-sectional weights: rebalanced on row t0 (the first row where at
-    least 2 scores are finite) and every ``rebalance`` rows after it (:func:`_rank_weights`;
-    flat when fewer than 2 scores are finite), held in between; 0 before t0; NaN wherever
-    ``has_bar`` is False. Row t reads rows <= t."""
+    least 2 symbols have a bar and a finite score) and every ``rebalance`` rows after it
+    (:func:`_rank_weights` over those symbols; flat when fewer than 2), held in between; 0
+    before t0; NaN wherever ``has_bar`` is False. Row t reads rows <= t."""
     n, m = score.shape
     out = np.zeros((n, m))
     held = np.zeros(m)
     t0 = -1
     for t in range(n):
-        if t0 < 0 and np.sum(~np.isnan(score[t])) >= 2:
+        row = np.where(has_bar[t], score[t], np.nan)
+        if t0 < 0 and np.sum(~np.isnan(row)) >= 2:
             t0 = t
         if t0 >= 0 and (t - t0) % rebalance == 0:
             held[:] = 0.0
-            _rank_weights(score[t], quantile, long_w, short_w, held)
+            _rank_weights(row, quantile, long_w, short_w, held)
         for j in range(m):
             out[t, j] = held[j] if has_bar[t, j] else np.nan
     return out
