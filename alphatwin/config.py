@@ -59,6 +59,7 @@ class Settings:
     quarantine_outliers: bool = False
     features: tuple[tuple[str, Any], ...] = ()   # [features]: extra indicator parameter sets, e.g. ("sma", [50, 200])
     calendars: tuple[tuple[str, str], ...] = ()  # [calendars]: symbol glob -> calendar name, checked first
+    risk: tuple[tuple[str, Any], ...] = ()  # [risk]: defaults of the backtest risk flags (docs/risk.md)
     config_file: Path | None = None
 
 
@@ -117,7 +118,7 @@ def load_settings(config: str | Path | None = None, *, warehouse: str | Path | N
 
 def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
     where = str(path)
-    allowed = {"warehouse", "sources", "universe", "quality", "features", "calendars"}
+    allowed = {"warehouse", "sources", "universe", "quality", "features", "calendars", "risk"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
@@ -165,4 +166,13 @@ def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
         for pattern, name in cals.items():
             check_calendar(name, where=f"{where} [calendars] {pattern!r}")
         changes["calendars"] = tuple(cals.items())
+    if "risk" in data:
+        from alphatwin.risk.manager import check_risk_settings
+
+        risk = dict(data["risk"])
+        try:  # validate now, so a bad key fails at load with the file's name
+            check_risk_settings(risk)
+        except Exception as exc:  # InputError from the risk classes
+            raise ConfigError(f"{where} [risk]: {exc}") from None
+        changes["risk"] = tuple(sorted(risk.items()))
     return replace(settings, **changes)

@@ -12,7 +12,11 @@ With the default risk settings each of N symbols gets an equal share: its direct
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
+import math
 import time
+from collections.abc import Callable
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +29,7 @@ from alphatwin.backtest.engine import SimResult, simulate
 from alphatwin.backtest.enums import PHASES, REASONS
 from alphatwin.backtest.params import SimParams
 from alphatwin.backtest.store import json_value, write_run
-from alphatwin.backtest.sweep import pairs, sweep_sma_cross
+from alphatwin.backtest.sweep import sweep_sma_cross
 from alphatwin.errors import InputError
 from alphatwin.metrics import combine_periods, periods_per_year
 from alphatwin.metrics.summary import summarize
@@ -263,45 +267,97 @@ def _positions(run_id: str, result: SimResult, loaded: Loaded) -> pl.DataFrame:
 MAX_COMBINATIONS = 2_000_000
 
 
-def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[int]], *, command: str | None = None,
-              save: bool = True, max_combinations: int = MAX_COMBINATIONS) -> SweepRun:
-    """Every combination of ``grid`` (invalid ones skipped) on each symbol, stored in
-    ``backtest.sweeps`` under one ``backtest.runs`` row."""
+def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: str | None = None,
+              save: bool = True, max_combinations: int = MAX_COMBINATIONS,
+              progress: Callable[[int], None] | None = None) -> SweepRun:
+    """Every combination of ``grid`` (invalid ones skipped) on each symbol (a panel strategy:
+    on the whole universe at once), stored in ``backtest.sweeps`` under one ``backtest.runs``
+    row. ``sma_cross`` with the default risk settings runs in the fused sweep kernels; every
+    other strategy (and sma_cross with risk rules) runs the full backtest per combination."""
     began = time.perf_counter()
     strat = get_strategy(spec.strategy)
-    if spec.strategy != "sma_cross":
-        raise InputError(f"sweeps support sma_cross only for now, got {spec.strategy!r}")
+    if strat.source == "sql":
+        raise InputError(f"`{spec.strategy}` is a SQL strategy without parameters: backtest it instead")
     names = {p.name for p in strat.params}
     unknown = sorted(set(grid) - names)
     if unknown:
         raise InputError(f"strategy `{spec.strategy}` has no parameter {unknown[0]!r}; its parameters are "
                          f"{', '.join(sorted(names))}")
+    strat.check_symbols(1 if not strat.panel else len(spec.symbols))
     values = {p.name: [p.check(v) for v in grid.get(p.name, [spec.params.get(p.name, p.default)])]
               for p in strat.params}
     run_id = _run_id("sw")
     merged = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end,
-                         outliers=spec.outliers)  # every symbol checked before any work
-    n_pairs = len(pairs(values["fast"], values["slow"])[0]) * len(spec.symbols)
-    if n_pairs > max_combinations:
-        raise InputError(f"the grid has {n_pairs:,} combinations (x symbols), more than "
+                         outliers=spec.outliers, inputs=strat.inputs)  # every symbol checked before any work
+    fused = spec.strategy == "sma_cross" and spec.risk == RiskParams()
+    combos = _combinations(strat, values, fused)
+    units = 1 if strat.panel else len(spec.symbols)
+    if len(combos) * units > max_combinations:
+        raise InputError(f"the grid has {len(combos) * units:,} combinations (x symbols), more than "
                          f"`--max-combinations` {max_combinations:,}; narrow it or raise the limit")
-    tables = []
+    if not combos:
+        first = dict(zip(values, next(itertools.product(*values.values()))))
+        raise InputError(f"no valid combination in the grid for `{spec.strategy}`; e.g. "
+                         f"{strat.validate(first)}")
     ppy = _ppy(spec, merged)
-    for symbol in spec.symbols:
-        loaded = merged if len(spec.symbols) == 1 else load_market(
-            con, [symbol], spec.interval, start=spec.start, end=spec.end, outliers=spec.outliers)
-        signal = loaded.signal_close[:, 0]
-        table = sweep_sma_cross(loaded.market, signal, values["fast"], values["slow"], spec.sim,
-                                direction=spec.direction, start=loaded.start,
-                                periods_per_year=ppy, risk_free=spec.risk_free)
-        tables.append(table.with_columns(pl.lit(symbol).alias("symbol")))
-    table = pl.concat(tables).with_columns(
-        pl.concat_str([pl.lit('{"fast": '), pl.col("fast").cast(pl.String), pl.lit(', "slow": '),
-                       pl.col("slow").cast(pl.String), pl.lit("}")]).alias("params"),
-        pl.lit(run_id).alias("run_id"))
+    tables = []
+    groups = [tuple(spec.symbols)] if strat.panel else [(s,) for s in spec.symbols]
+    for group in groups:
+        loaded = merged if len(group) == len(spec.symbols) else load_market(
+            con, list(group), spec.interval, start=spec.start, end=spec.end, outliers=spec.outliers,
+            inputs=strat.inputs)
+        if fused:
+            table = sweep_sma_cross(loaded.market, loaded.signal_close[:, 0], values["fast"], values["slow"],
+                                    spec.sim, direction=spec.direction, start=loaded.start,
+                                    periods_per_year=ppy, risk_free=spec.risk_free)
+            table = table.with_columns(pl.concat_str([
+                pl.lit('{"fast": '), pl.col("fast").cast(pl.String), pl.lit(', "slow": '),
+                pl.col("slow").cast(pl.String), pl.lit("}")]).alias("params"))
+        else:
+            table = _sweep_each(con, strat, combos, loaded, spec, ppy)
+        tables.append(table.with_columns(pl.lit(",".join(group)).alias("symbol")))
+        if progress is not None:
+            progress(len(group))
+    table = pl.concat(tables, how="diagonal_relaxed").with_columns(pl.lit(run_id).alias("run_id"))
     run = _run_row(run_id, "sweep", spec, merged, {k: v for k, v in values.items()}, ppy,
                    time.perf_counter() - began, command)
     if save:
-        write_run(con, run, {"sweeps": table.with_columns(pl.col("fast").cast(pl.Int32),
-                                                          pl.col("slow").cast(pl.Int32))})
+        stored = table.with_columns(pl.col("fast").cast(pl.Int32), pl.col("slow").cast(pl.Int32)) \
+            if "fast" in table.columns and "slow" in table.columns else table
+        write_run(con, run, {"sweeps": stored.select([c for c in stored.columns if c in SWEEP_COLUMNS])})
     return SweepRun(run_id=run_id, table=table, run=run, warnings=merged.warnings())
+
+
+#: Columns of backtest.sweeps (a generic sweep has no fast/slow unless the strategy has them).
+SWEEP_COLUMNS = ("run_id", "symbol", "params", "fast", "slow", "total_return", "cagr", "annual_volatility",
+                 "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_duration", "n_trades",
+                 "n_closed_trades", "win_rate", "profit_factor", "avg_holding_bars", "exposure",
+                 "final_equity", "total_fees", "kernel")
+
+
+def _combinations(strat: Strategy, values: dict[str, list[Any]], fused: bool) -> list[dict[str, Any]]:
+    """Every valid combination (the strategy's own rules skip the rest, like fast >= slow)."""
+    out = []
+    for combo in itertools.product(*values.values()):
+        params = dict(zip(values, combo))
+        if strat.validate(params) is None:
+            out.append(params)
+    return out
+
+
+def _sweep_each(con: Any, strat: Strategy, combos: list[dict[str, Any]], loaded: Loaded, spec: RunSpec,
+                ppy: float) -> pl.DataFrame:
+    """One full backtest (strategy, risk manager, engine, metrics) per combination."""
+    rows = []
+    for params in combos:
+        _, tgt = strategy_signals(con, strat, loaded, params, spec.direction)
+        target = apply_risk(tgt, loaded.signal_close, spec.risk, panel=strat.panel, periods_per_year=ppy,
+                            first=loaded.start, strategy=strat.name)
+        result = simulate(loaded.market, target, spec.sim, start=loaded.start)
+        m = _metrics(result, loaded, spec, ppy)
+        rows.append({**{k: params[k] for k in params if k in ("fast", "slow")},
+                     "params": json.dumps(params, sort_keys=False),
+                     **{k: (float(m[k]) if m[k] is not None else math.nan) for k in SWEEP_COLUMNS if k in m},
+                     "kernel": "full"})
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        *(pl.col(c).cast(pl.Int64) for c in ("max_drawdown_duration", "n_trades", "n_closed_trades")))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["backtest_command", "sweep_command", "parse_params", "parse_grid"]
 
-Strategy = Annotated[str, typer.Argument(help="Strategy name: sma_cross, ema_cross, macd, rsi_reversion, bollinger_reversion, ts_momentum (sweeps: sma_cross).", show_default=False)]
+Strategy = Annotated[str, typer.Argument(help="Strategy name (`alphatwin strategies` lists them with their parameters; docs/strategies/).", show_default=False)]
 Symbols = Annotated[str, typer.Option("--symbols", help="Comma-separated symbols; several share one portfolio's cash equally (a sweep runs each alone).", show_default=False)]
 Interval = Annotated[str, typer.Option("--interval", help="Bar interval in the warehouse.")]
 Start = Annotated[str | None, typer.Option("--start", help="First bar to trade (earlier bars warm the signals up), like 2015-01-02.", show_default=False)]
@@ -37,6 +37,24 @@ Participation = Annotated[float | None, typer.Option("--participation", help="La
 StopLoss = Annotated[float | None, typer.Option("--stop-loss", help="Stop-loss as a fraction of the entry price (0.05 = 5%).", show_default=False)]
 TakeProfit = Annotated[float | None, typer.Option("--take-profit", help="Take-profit as a fraction of the entry price.", show_default=False)]
 Trailing = Annotated[float | None, typer.Option("--trailing-stop", help="Trailing stop as a fraction below the peak (above the trough for shorts).", show_default=False)]
+StopAtr = Annotated[float | None, typer.Option("--stop-atr", help="ATR stop: k x ATR(14) of the bar before entry below a long's entry price (above a short's).", show_default=False)]
+Sizing = Annotated[str | None, typer.Option("--sizing", help="Position sizing: none (default), fixed (--fraction), vol_target (--target-vol) or kelly (--kelly-fraction). docs/risk.md", show_default=False)]
+Fraction = Annotated[float | None, typer.Option("--fraction", help="fixed sizing: fraction of the allocated weight per position (default 1).", show_default=False)]
+TargetVol = Annotated[float | None, typer.Option("--target-vol", help="vol_target sizing: annualized volatility per position (default 0.10).", show_default=False)]
+VolWindow = Annotated[int | None, typer.Option("--vol-window", help="vol_target: returns in the trailing volatility (default 20).", show_default=False)]
+VolCap = Annotated[float | None, typer.Option("--vol-cap", help="vol_target: largest size of one position (default 1).", show_default=False)]
+KellyFraction = Annotated[float | None, typer.Option("--kelly-fraction", help="kelly sizing: share of full Kelly (default 0.5).", show_default=False)]
+KellyWindow = Annotated[int | None, typer.Option("--kelly-window", help="kelly: returns in the trailing mean and variance (default 252).", show_default=False)]
+KellyCap = Annotated[float | None, typer.Option("--kelly-cap", help="kelly: largest size (default 1).", show_default=False)]
+Allocation = Annotated[str | None, typer.Option("--allocation", help="Across symbols: equal (default), inverse_vol or risk_parity (equal risk contributions).", show_default=False)]
+AllocWindow = Annotated[int | None, typer.Option("--alloc-window", help="inverse_vol / risk_parity: returns in the trailing covariance (default 63).", show_default=False)]
+RiskRebalance = Annotated[int | None, typer.Option("--risk-rebalance", help="Bars between re-estimations of sizes and allocation weights (default 21).", show_default=False)]
+MaxPosition = Annotated[float | None, typer.Option("--max-position", help="Largest |weight| of one symbol (fraction of equity).", show_default=False)]
+MaxGross = Annotated[float | None, typer.Option("--max-gross", help="Largest gross exposure (sum of |weights|); a row above it is scaled down.", show_default=False)]
+MaxNet = Annotated[float | None, typer.Option("--max-net", help="Largest |net exposure| (|sum of weights|).", show_default=False)]
+MaxDrawdown = Annotated[float | None, typer.Option("--max-drawdown", help="Drawdown control: at this drawdown from the high-water mark, scale targets by --drawdown-scale (0.2 = 20%).", show_default=False)]
+DrawdownScale = Annotated[float | None, typer.Option("--drawdown-scale", help="Drawdown control: fraction of the targets kept while triggered (default 0 = flatten).", show_default=False)]
+DrawdownCooldown = Annotated[int | None, typer.Option("--drawdown-cooldown", help="Drawdown control: bars before re-entry at full size, the high-water mark reset (default 21).", show_default=False)]
 Leverage = Annotated[float, typer.Option("--leverage", help="Largest gross exposure / equity (1 = no leverage).")]
 WholeUnits = Annotated[bool, typer.Option("--whole-units", help="Trade whole units only.")]
 Rebalance = Annotated[int, typer.Option("--rebalance-every", help="Rebalance to the targets every N bars (0: only when a target changes).")]
@@ -122,13 +140,18 @@ def _spec(strategy: str, symbols: str, params: dict[str, int], **kw: Any) -> Run
     try:
         return _build_spec(strategy, names, params, kw)
     except InputError as exc:  # name the flag, not the field: `fees_bps` -> `--fees-bps`
-        raise InputError(re.sub(r"`([a-z_]+)`", lambda m: f"`--{m.group(1).replace('_', '-')}`"
-                                if m.group(1) in kw else m.group(0), str(exc))) from None
+        raise InputError(re.sub(r"`([a-z_]+)`", lambda m: f"`--{_FLAG_OF.get(m.group(1), m.group(1)).replace('_', '-')}`"
+                                if _FLAG_OF.get(m.group(1), m.group(1)) in kw else m.group(0), str(exc))) from None
+
+
+#: Field names whose flag is named differently.
+_FLAG_OF = {"rebalance": "risk_rebalance"}
 
 
 def _build_spec(strategy: str, names: tuple[str, ...], params: dict[str, int], kw: dict[str, Any]) -> RunSpec:
-    from alphatwin.backtest.params import Costs, SimParams, Stops
+    from alphatwin.backtest.params import Costs, Drawdown, SimParams, Stops
     from alphatwin.backtest.run import RunSpec
+    from alphatwin.risk.manager import RiskParams
     from alphatwin.metrics.returns import risk_free_per_period
 
     risk_free_per_period(kw["risk_free"], 252.0)  # checks the rate before anything runs
@@ -136,20 +159,34 @@ def _build_spec(strategy: str, names: tuple[str, ...], params: dict[str, int], k
     if ppy is not None and not (math.isfinite(ppy) and ppy > 0):
         raise InputError(f"`--periods-per-year` must be a positive number, got {ppy!r}")
     nan = math.nan
+    conf = dict(kw.get("risk_config") or {})
+
+    def pick(flag: str, key: str | None = None, default: Any = None) -> Any:
+        """The flag if given, else alphatwin.toml [risk], else ``default``."""
+        value = kw.get(flag)
+        return value if value is not None else conf.get(key or flag, default)
+
     costs = Costs(fees_bps=kw["fees_bps"], fee_fixed=kw["fee_fixed"], fee_min=kw["fee_min"],
                   slippage_bps=kw["slippage_bps"], slippage_range=kw["slippage_range"],
                   slippage_atr=kw["slippage_atr"], impact_k=kw["impact_k"],
                   participation=math.inf if kw["participation"] is None else kw["participation"])
-    stops = Stops(stop_loss=nan if kw["stop_loss"] is None else kw["stop_loss"],
-                  take_profit=nan if kw["take_profit"] is None else kw["take_profit"],
-                  trailing_stop=nan if kw["trailing_stop"] is None else kw["trailing_stop"])
+    stops = Stops(stop_loss=float(pick("stop_loss", default=nan)), take_profit=float(pick("take_profit", default=nan)),
+                  trailing_stop=float(pick("trailing_stop", default=nan)), stop_atr=float(pick("stop_atr", default=nan)))
+    drawdown = Drawdown(limit=float(pick("max_drawdown", default=nan)),
+                        scale=float(pick("drawdown_scale", default=0.0)),
+                        cooldown=pick("drawdown_cooldown", default=21))
     sim = SimParams(fill=kw["fill"], init_cash=kw["init_cash"], whole_units=kw["whole_units"],
                     leverage=kw["leverage"], rebalance_every=kw["rebalance_every"], costs=costs,
-                    stops=stops)
+                    stops=stops, drawdown=drawdown)
+    given = {f: pick(f) for f in ("sizing", "fraction", "target_vol", "vol_window", "vol_cap", "kelly_fraction",
+                                  "kelly_window", "kelly_cap", "allocation", "alloc_window", "max_position",
+                                  "max_gross", "max_net")}
+    given["rebalance"] = pick("risk_rebalance", "rebalance")
+    risk = RiskParams(**{k: v for k, v in given.items() if v is not None})
     return RunSpec(strategy=strategy, symbols=names, params=params, direction=kw["direction"],
                    interval=kw["interval"], start=parse_when(kw["start"], "--start"),
                    end=parse_when(kw["end"], "--end"), sim=sim, risk_free=kw["risk_free"],
-                   periods_per_year=kw["periods_per_year"], outliers=kw["outliers"])
+                   periods_per_year=kw["periods_per_year"], outliers=kw["outliers"], risk=risk)
 
 
 def _command_line() -> str:
@@ -169,6 +206,13 @@ def backtest_command(
     trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
     rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
     outliers: Outliers = "jumps",
+    stop_atr: StopAtr = None, sizing: Sizing = None, fraction: Fraction = None,
+    target_vol: TargetVol = None, vol_window: VolWindow = None, vol_cap: VolCap = None,
+    kelly_fraction: KellyFraction = None, kelly_window: KellyWindow = None, kelly_cap: KellyCap = None,
+    allocation: Allocation = None, alloc_window: AllocWindow = None, risk_rebalance: RiskRebalance = None,
+    max_position: MaxPosition = None, max_gross: MaxGross = None, max_net: MaxNet = None,
+    max_drawdown: MaxDrawdown = None, drawdown_scale: DrawdownScale = None,
+    drawdown_cooldown: DrawdownCooldown = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
     no_save: NoSave = False,
 ) -> None:
@@ -209,8 +253,16 @@ def _options(scope: dict[str, Any]) -> dict[str, Any]:
     keys = ("interval", "start", "end", "direction", "fill", "init_cash", "fees_bps", "fee_fixed",
             "fee_min", "slippage_bps", "slippage_range", "slippage_atr", "impact_k", "participation",
             "stop_loss", "take_profit", "trailing_stop", "leverage", "whole_units", "rebalance_every",
-            "risk_free", "periods_per_year", "outliers")
-    return {k: scope[k] for k in keys}
+            "risk_free", "periods_per_year", "outliers") + RISK_FLAGS
+    out = {k: scope[k] for k in keys}
+    out["risk_config"] = dict(state(scope["ctx"]).settings.risk)
+    return out
+
+
+#: Risk flags: None = from ``[risk]`` in alphatwin.toml, else the built-in default.
+RISK_FLAGS = ("stop_atr", "sizing", "fraction", "target_vol", "vol_window", "vol_cap", "kelly_fraction",
+              "kelly_window", "kelly_cap", "allocation", "alloc_window", "risk_rebalance", "max_position",
+              "max_gross", "max_net", "max_drawdown", "drawdown_scale", "drawdown_cooldown")
 
 
 def _print_table(head: dict[str, Any], body: dict[str, Any]) -> None:
@@ -237,7 +289,7 @@ def _fmt(value: Any) -> str:
 #: Columns a sweep can be ranked by.
 SORTABLE = ("sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown", "annual_volatility",
             "max_drawdown_duration", "win_rate", "profit_factor", "n_trades", "avg_holding_bars", "exposure",
-            "final_equity", "total_fees", "fast", "slow")
+            "final_equity", "total_fees", "fast", "slow")  # fast/slow: sma_cross sweeps
 
 
 def sweep_command(
@@ -256,15 +308,27 @@ def sweep_command(
     trailing_stop: Trailing = None, leverage: Leverage = 1.0, whole_units: WholeUnits = False,
     rebalance_every: Rebalance = 0, risk_free: RiskFree = 0.0, periods_per_year: Ppy = None,
     outliers: Outliers = "jumps",
+    stop_atr: StopAtr = None, sizing: Sizing = None, fraction: Fraction = None,
+    target_vol: TargetVol = None, vol_window: VolWindow = None, vol_cap: VolCap = None,
+    kelly_fraction: KellyFraction = None, kelly_window: KellyWindow = None, kelly_cap: KellyCap = None,
+    allocation: Allocation = None, alloc_window: AllocWindow = None, risk_rebalance: RiskRebalance = None,
+    max_position: MaxPosition = None, max_gross: MaxGross = None, max_net: MaxNet = None,
+    max_drawdown: MaxDrawdown = None, drawdown_scale: DrawdownScale = None,
+    drawdown_cooldown: DrawdownCooldown = None,
     max_combinations: Annotated[int, typer.Option("--max-combinations", help="Refuse grids larger than this (combinations x symbols).")] = 2_000_000,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
     no_save: NoSave = False,
 ) -> None:
-    """Backtest every parameter combination of a grid in one kernel call (combinations such as
-    fast >= slow are skipped), store them all in backtest.sweeps under one backtest.runs row and
+    """Backtest every parameter combination of a grid (combinations such as fast >= slow are
+    skipped), store them all in backtest.sweeps under one backtest.runs row and
     print the top N.
 
+    sma_cross with the default risk settings runs in the fused sweep kernel (about 200k
+    combinations/s); other strategies, or risk rules, run one full backtest per combination.
+
     Example: alphatwin sweep sma_cross --symbols GOOG --grid fast=2:100 --grid slow=3:200 --fees-bps 10 --top 5
+
+    Example: alphatwin sweep rsi_reversion --symbols GOOG --grid period=7:21:7 --grid lower=20:35:5 --sort sharpe
     """
     import polars as pl
 
@@ -284,12 +348,14 @@ def sweep_command(
     with progress_rows(f"sweeping {strategy}", len(spec.symbols)) as advance, \
             catalog.connect(st.paths, read_only=no_save, wait=60.0) as con:
         result = run_sweep(con, spec, ranges, command=_command_line(), save=not no_save,
-                           max_combinations=max_combinations)
-        advance(len(spec.symbols))
+                           max_combinations=max_combinations, progress=advance)
     _warn(result.warnings)
     table = result.table
+    if sort not in table.columns:
+        raise InputError(f"`--sort {sort}`: this sweep has no such column")
+    keys = ["fast", "slow"] if "fast" in table.columns and "slow" in table.columns else ["params"]
     best = (table.with_columns(pl.col(sort).fill_nan(None)).sort(sort, descending=not ascending, nulls_last=True)
-            .head(top).select("symbol", "fast", "slow", "total_return", "cagr", "sharpe", "sortino",
+            .head(top).select("symbol", *keys, "total_return", "cagr", "sharpe", "sortino",
                               "calmar", "max_drawdown", "n_trades", "win_rate", "exposure"))
     typer.echo(f"sweep {result.run_id if not no_save else '(not saved)'}: {table.height:,} combinations "
                f"({table['kernel'][0]} kernel) in {result.run['wall_s']:.2f}s", err=True)

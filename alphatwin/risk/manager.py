@@ -32,7 +32,8 @@ from alphatwin.errors import InputError
 from alphatwin.risk.allocation import inverse_volatility, risk_parity
 from alphatwin.risk.sizing import rolling_kelly, vol_target
 
-__all__ = ["RiskParams", "SIZINGS", "ALLOCATIONS", "apply_risk", "hold_on_schedule", "apply_caps"]
+__all__ = ["RiskParams", "SIZINGS", "ALLOCATIONS", "RISK_KEYS", "ENGINE_KEYS", "apply_risk", "hold_on_schedule",
+           "apply_caps", "check_risk_settings"]
 
 SIZINGS = ("none", "fixed", "vol_target", "kelly")
 ALLOCATIONS = ("equal", "inverse_vol", "risk_parity")
@@ -91,6 +92,29 @@ class RiskParams:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(self).items()}
+
+
+#: Risk settings the engine applies (``[risk]`` keys and flags besides :class:`RiskParams` fields).
+ENGINE_KEYS = ("stop_loss", "take_profit", "trailing_stop", "stop_atr", "max_drawdown", "drawdown_scale",
+               "drawdown_cooldown")
+#: Every key of the ``[risk]`` section of alphatwin.toml.
+RISK_KEYS = tuple(f for f in RiskParams.__dataclass_fields__) + ENGINE_KEYS
+
+
+def check_risk_settings(values: dict[str, Any]) -> None:
+    """Raise InputError for an unknown key or an invalid value of a ``[risk]`` mapping."""
+    from alphatwin.backtest.params import Drawdown, Stops
+
+    unknown = sorted(set(values) - set(RISK_KEYS))
+    if unknown:
+        raise InputError(f"unknown key(s) {', '.join(unknown)}; expected {', '.join(RISK_KEYS)}")
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InputError(f"`{key}` must be a number or a name, got {value!r}")
+    RiskParams(**{k: v for k, v in values.items() if k in RiskParams.__dataclass_fields__})
+    Stops(**{k: float(v) for k, v in values.items() if k in Stops.__dataclass_fields__})
+    Drawdown(limit=float(values.get("max_drawdown", math.nan)), scale=float(values.get("drawdown_scale", 0.0)),
+             cooldown=values.get("drawdown_cooldown", 21))
 
 
 def hold_on_schedule(values: np.ndarray, every: int, first: int = 0) -> np.ndarray:

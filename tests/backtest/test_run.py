@@ -412,7 +412,7 @@ def test_bad_input_is_an_input_error_and_writes_nothing(wh, spec, message):
 @pytest.mark.parametrize("spec, grid, message", [
     (RunSpec("sma_cross", ("SYN00001", "NOPE")), {"fast": [2], "slow": [5]}, "NOPE"),
     (RunSpec("sma_crossover", ("SYN00001",)), {"fast": [2], "slow": [5]}, "unknown strategy 'sma_crossover'"),
-    (RunSpec("sma_cross", ("SYN00001",)), {"fast": [10, 20], "slow": [5, 10]}, "no valid (fast, slow) pair"),
+    (RunSpec("sma_cross", ("SYN00001",)), {"fast": [10, 20], "slow": [5, 10]}, "no valid combination in the grid"),
     (RunSpec("sma_cross", ("SYN00001",)), {"fastest": [2]}, "no parameter 'fastest'"),
     (RunSpec("sma_cross", ("SYN00001",), start=dt.datetime(2001, 1, 1)), {"fast": [2], "slow": [5]},
      "no bars on or after 2001-01-01"),

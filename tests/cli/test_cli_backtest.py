@@ -192,7 +192,7 @@ SWEEP = ["sweep", "sma_cross", "--symbols", "GOOG", "--grid", "fast=2:5", "--gri
     ([*BASE, "--start", "someday"], ["--start", "'someday'"]),
     ([*SWEEP[:4], "--grid", "fast=10:2", "--grid", "slow=3:30"], ["--grid fast", "'10:2'"]),
     ([*SWEEP[:4], "--grid", "fast", "--grid", "slow=3:30"], ["--grid", "'fast'"]),
-    ([*SWEEP[:4], "--grid", "fast=20:30", "--grid", "slow=3:10"], ["no valid (fast, slow) pair"]),
+    ([*SWEEP[:4], "--grid", "fast=20:30", "--grid", "slow=3:10"], ["no valid combination"]),
     ([*SWEEP, "--direction", "sideways"], ["--direction", "'sideways'"]),
     ([*SWEEP, "--fill", "later"], ["--fill", "'later'"]),
     ([*SWEEP, "--fees-bps", "-1"], ["--fees-bps", "-1"]),
