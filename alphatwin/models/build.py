@@ -458,9 +458,22 @@ def _materialise_sql(con: Any, m: Model) -> int:
     kind = "view" if m.materialized == "view" else "table"
     _drop_other_kind(con, m, kind)
     con.execute(f"CREATE OR REPLACE {kind.upper()} {_quoted(m.name)} AS\n{m.sql}\n")
+    if m.schema == "signals":
+        _check_signal_columns(con, m)
     if kind == "view":
         return 0
     return int(con.execute(f"SELECT count(*) FROM {_quoted(m.name)}").fetchall()[0][0])
+
+
+def _check_signal_columns(con: Any, m: Model) -> None:
+    """A ``signals.*`` model is a SQL strategy: it must yield symbol, interval, ts, target."""
+    from alphatwin.signals.sql import REQUIRED_COLUMNS
+
+    cols = {r[0] for r in con.execute(f"DESCRIBE {_quoted(m.name)}").fetchall()}
+    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
+    if missing:
+        raise ModelError(f"a SQL strategy must yield {', '.join(REQUIRED_COLUMNS)}; {m.name} lacks "
+                         f"{', '.join(missing)}", path=str(m.path), table=m.name)
 
 
 def _write(con: Any, table: str, frame: Any, *, replace: bool, virtual: tuple[tuple[str, str], ...] = ()) -> None:
