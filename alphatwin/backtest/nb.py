@@ -435,19 +435,22 @@ def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np
             ist: np.ndarray, scale: float, rescaled: bool) -> None:
     """Orders from the targets at the close of bar d (docs/backtest.md#when-an-order-is-created).
     The active target is the last non-NaN target times the drawdown control's ``scale``;
-    ``rescaled`` (the scale changed at d) re-targets every symbol (reason ``drawdown``)."""
+    ``rescaled`` (the scale changed at d) re-targets every symbol (reason ``drawdown``) except
+    a stopped one: only a new strategy target (not a new scale) lifts a stop."""
     rebalance = rebalance_every > 0 and (d - start) % rebalance_every == 0
     for s in range(fs.shape[0]):
         tg = target[d, s]
         if not math.isnan(tg):
+            if tg != fs[s, _RAW]:  # a new signal (NaN: no target yet) lifts a stop
+                ist[s, _STOPPED] = 0
             fs[s, _RAW] = tg
         elif not rescaled or math.isnan(fs[s, _RAW]):
             continue
         eff = fs[s, _RAW] * scale
         if eff != fs[s, _ACTIVE]:  # NaN (no target yet) differs from everything
             fs[s, _ACTIVE] = eff
-            ist[s, _STOPPED] = 0
-            ist[s, _NEED] = _DRAWDOWN if rescaled else _SIGNAL
+            if ist[s, _STOPPED] == 0:
+                ist[s, _NEED] = _DRAWDOWN if rescaled else _SIGNAL
         elif ist[s, _STOPPED] == 0 and rebalance and not math.isnan(tg):
             ist[s, _NEED] = _REBALANCE
 
@@ -526,7 +529,8 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     bar_cost = np.zeros((n, 3))
     n_fills = np.zeros(1, dtype=np.int64)
     n_trades = np.zeros(1, dtype=np.int64)
-    has_stops = not (math.isnan(cp[_SL]) and math.isnan(cp[_TP]) and math.isnan(cp[_TSL]))
+    has_stops = not (math.isnan(cp[_SL]) and math.isnan(cp[_TP]) and math.isnan(cp[_TSL])
+                     and math.isnan(cp[_SL_ATR]))
     for t in range(start, n):
         # the helpers are called only when they have work: a call passes some twenty arrays,
         # whose reference counting costs more than a quiet bar (docs/performance.md)

@@ -132,12 +132,13 @@ def _flat(frame: Any) -> Any:
 def _table(frame: Any) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=True, header_style="bold")
     for name, dtype in frame.schema.items():
         table.add_column(f"{name}\n{dtype}", justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows():
-        table.add_row(*["NULL" if v is None else _cell(v) for v in row])
+        table.add_row(*[Text("NULL" if v is None else _cell(v)) for v in row])  # no markup: data as is
     console = Console(record=True, width=200)
     with console.capture() as cap:
         console.print(table)

@@ -4,7 +4,8 @@ Stages so far: ingest the real S&P 500 / NASDAQ sample and a synthetic universe 
 defects) into the lake, each batch validated by the Great Expectations gate (bad rows
 quarantined, outliers flagged), write the data-quality report, build the models (clean.bars,
 features.bars), query the warehouse, backtest ``sma_cross`` on the S&P 500 with costs and
-stops, and sweep its (fast, slow) grid. Each later stage (report) joins here as it lands.
+stops, and sweep its (fast, slow) grid; run the strategy library (SQL, mean reversion, cross-sectional
+momentum, trend filter, pairs, ML) through the risk manager. Each later stage (report) joins here as it lands.
 """
 
 from __future__ import annotations
@@ -64,17 +65,17 @@ def demo_command(
     paths = st.paths
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
-    typer.secho("[1/6] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
+    typer.secho("[1/7] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
                 bold=True, err=True)
     run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
     synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
-    typer.secho("[2/6] data-quality report", bold=True, err=True)
+    typer.secho("[2/7] data-quality report", bold=True, err=True)
     from alphatwin.reports.quality import write_quality_report
 
     dq = write_quality_report(paths)
-    typer.secho("[3/6] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
+    typer.secho("[3/7] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
                 bold=True, err=True)
     from alphatwin.models.build import build
     from alphatwin.models.registry import default_sql_root
@@ -82,7 +83,7 @@ def demo_command(
     for run in build(paths, sql_root=default_sql_root(st.settings.config_file), settings=st.settings,
                      command=DEMO_COMMAND).runs:
         typer.echo(f"  {run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s", err=True)
-    typer.secho("[4/6] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
+    typer.secho("[4/7] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
     frame = run_query(
         paths,
         "SELECT a.symbol, a.source, count(*) AS bars, min(a.ts)::DATE AS first, max(a.ts)::DATE AS last, "
@@ -101,10 +102,12 @@ def demo_command(
         "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) <= 3 ORDER BY symbol, ts",
     ), "table")
     bt_id, sw_id = _backtest_stage(paths)
+    lib = _strategy_stage(paths, [f"SYN{i:05d}" for i in range(1, min(symbols, 12) + 1)])
     typer.echo(f"\nwarehouse:           {paths.root}")
     typer.echo(f"data-quality report: {dq}")
     typer.echo(f"backtest run:        {bt_id} (backtest.runs / trades / fills / equity / positions / metrics)")
     typer.echo(f"sweep run:           {sw_id} (backtest.sweeps)")
+    typer.echo(f"strategy runs:       {', '.join(lib)} (their signals: signals.<strategy>)")
     typer.echo(f"try: alphatwin --warehouse {paths.root} sql \"select * from meta.ingest_runs\"")
     typer.echo(f"     alphatwin --warehouse {paths.root} sql \"select * from backtest.trades where run_id = '{bt_id}'\"")
     typer.echo(f"     duckdb {paths.db}   (the plain DuckDB CLI reads raw.bars too)")
@@ -121,7 +124,7 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
     from alphatwin.backtest.store import json_value
     from alphatwin.lake import catalog
 
-    typer.secho("[5/6] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
+    typer.secho("[5/7] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
                 "10% trailing stop", bold=True, err=True)
     sim = SimParams(costs=Costs(fees_bps=10, slippage_bps=5), stops=Stops(trailing_stop=0.10))
     spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), params={"fast": 50, "slow": 200}, sim=sim)
@@ -131,7 +134,7 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
             typer.secho(f"  warning: {line}", fg="yellow", err=True)
         keys = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades", "win_rate", "total_fees")
         typer.echo(json.dumps({"run_id": bt.run_id, **{k: json_value(bt.metrics[k]) for k in keys}}))
-        typer.secho("[6/6] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
+        typer.secho("[6/7] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
                     bold=True, err=True)
         sweep_spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), sim=SimParams(costs=Costs(fees_bps=10)))
         sw = run_sweep(con, sweep_spec, {"fast": list(range(2, 101)), "slow": list(range(3, 201))},
@@ -141,3 +144,50 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
          .select("fast", "slow", "total_return", "cagr", "sharpe", "max_drawdown", "n_trades")
          .with_columns(pl.col(pl.Float64).round(4)), "table")
     return bt.run_id, sw.run_id
+
+
+#: The strategy-library stage: (strategy, symbols key, params, direction, risk settings, title).
+_LIBRARY = (
+    ("golden_cross", "index", {}, "long", {}, "SQL strategy (sql/signals/golden_cross.sql)"),
+    ("rsi_reversion", "synth", {}, "both",
+     {"sizing": "vol_target", "target_vol": 0.10, "allocation": "risk_parity", "max_drawdown": 0.20,
+      "stop_atr": 3.0}, "vol target 10%, risk parity, 20% drawdown control, 3 ATR stop"),
+    ("cs_momentum", "synth", {"lookback": 126, "skip": 21, "quantile": 0.25}, "both",
+     {"max_gross": 1.0}, "long the top quarter, short the bottom quarter, monthly"),
+    ("adx_trend", "index", {}, "long", {"sizing": "vol_target", "target_vol": 0.15}, "ADX >= 25 trend filter"),
+    ("pairs", "index", {"window": 120}, "both", {}, "^GSPC / ^IXIC spread, rolling OLS hedge"),
+    ("ml_gbm", "index1", {}, "long", {}, "gradient boosting, purged + embargoed walk-forward"),
+)
+
+
+def _strategy_stage(paths: object, synth: list[str]) -> list[str]:
+    """Stage 7: the strategy library through the risk manager; returns the run ids."""
+    import math
+
+    import polars as pl
+
+    from alphatwin.backtest.params import Costs, Drawdown, SimParams, Stops
+    from alphatwin.backtest.run import RunSpec, run_backtest
+    from alphatwin.lake import catalog
+    from alphatwin.risk.manager import RiskParams
+
+    typer.secho("[7/7] strategy library + risk manager (10 bps fees, next-open fills)", bold=True, err=True)
+    universes = {"index": ("^GSPC", "^IXIC"), "index1": ("^GSPC",), "synth": tuple(synth)}
+    rows, ids = [], []
+    with catalog.connect(paths, wait=60.0) as con:  # type: ignore[arg-type]
+        for name, key, params, direction, risk, title in _LIBRARY:
+            engine = {k: risk[k] for k in ("max_drawdown", "stop_atr") if k in risk}
+            sim = SimParams(costs=Costs(fees_bps=10),
+                            stops=Stops(stop_atr=engine.get("stop_atr", math.nan)),
+                            drawdown=Drawdown(limit=engine.get("max_drawdown", math.nan)))
+            rp = RiskParams(**{k: v for k, v in risk.items() if k not in engine})
+            spec = RunSpec(strategy=name, symbols=universes[key], params=params, direction=direction,
+                           sim=sim, risk=rp)
+            run = run_backtest(con, spec, command=DEMO_COMMAND)
+            ids.append(run.run_id)
+            m = run.metrics
+            rows.append({"strategy": name, "symbols": len(spec.symbols), "setup": title,
+                         "total_return": m["total_return"], "sharpe": m["sharpe"],
+                         "max_drawdown": m["max_drawdown"], "n_trades": m["n_trades"]})
+    emit(pl.DataFrame(rows).with_columns(pl.col(pl.Float64).round(3)), "table")
+    return ids

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from alphatwin.errors import InputError
-from alphatwin.risk.allocation import inverse_volatility, risk_parity
+from alphatwin.risk.allocation import inverse_volatility, risk_parity_weights
 from alphatwin.risk.sizing import rolling_kelly, vol_target
 
 __all__ = ["RiskParams", "SIZINGS", "ALLOCATIONS", "RISK_KEYS", "ENGINE_KEYS", "apply_risk", "hold_on_schedule",
@@ -47,7 +47,11 @@ def _pos(name: str, value: float, *, allow_inf: bool = False) -> float:
 
 
 def _int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < low:
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= low
+    except (TypeError, ValueError, OverflowError):  # NaN, inf, a string, None
+        ok = False
+    if not ok:
         raise InputError(f"`{name}` must be an integer >= {low}, got {value!r}")
     return int(value)
 
@@ -109,8 +113,13 @@ def check_risk_settings(values: dict[str, Any]) -> None:
     if unknown:
         raise InputError(f"unknown key(s) {', '.join(unknown)}; expected {', '.join(RISK_KEYS)}")
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise InputError(f"`{key}` must be a number or a name, got {value!r}")
+        if key in ("sizing", "allocation"):
+            if not isinstance(value, str):
+                raise InputError(f"`{key}` must be a name, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"`{key}` must be a number, got {value!r}")
+    if "drawdown_cooldown" in values:
+        _int("drawdown_cooldown", values["drawdown_cooldown"], 1)
     RiskParams(**{k: v for k, v in values.items() if k in RiskParams.__dataclass_fields__})
     Stops(**{k: float(v) for k, v in values.items() if k in Stops.__dataclass_fields__})
     Drawdown(limit=float(values.get("max_drawdown", math.nan)), scale=float(values.get("drawdown_scale", 0.0)),
@@ -170,6 +179,26 @@ def _sizes(direction: np.ndarray, close: np.ndarray, risk: RiskParams, ppy: floa
     return out
 
 
+def _risk_parity_on_schedule(r: np.ndarray, window: int, every: int, first: int) -> np.ndarray:
+    """Risk-parity weights of the trailing covariance on the rebalancing rows ``first``,
+    ``first + every``, ... (as :func:`hold_on_schedule` places them), held in between; the
+    previous weights are held where the window is short, holds a NaN or has no parity solution
+    (as :func:`alphatwin.risk.allocation.risk_parity` does); NaN before ``first`` and before the
+    first solution."""
+    n, m = r.shape
+    out = np.full((n, m), np.nan)
+    current = np.full(m, np.nan)
+    for t in range(first, n):
+        lo = t - window + 1
+        if (t - first) % every == 0 and lo >= 0 and np.isfinite(r[lo:t + 1]).all():
+            try:
+                current = risk_parity_weights(np.atleast_2d(np.cov(r[lo:t + 1], rowvar=False)))
+            except InputError:
+                pass  # hold the previous weights
+        out[t] = current
+    return out
+
+
 def _allocation(close: np.ndarray, risk: RiskParams, first: int) -> np.ndarray:
     """alloc[t, j] (each row sums to 1 once known, 0 before), from rows where all symbols have bars."""
     n, m = close.shape
@@ -186,7 +215,7 @@ def _allocation(close: np.ndarray, risk: RiskParams, first: int) -> np.ndarray:
     if risk.allocation == "inverse_vol":
         w = hold_on_schedule(inverse_volatility(r, risk.alloc_window), risk.rebalance, own_first)
     else:
-        w = risk_parity(r, risk.alloc_window, rebalance_every=risk.rebalance)
+        w = _risk_parity_on_schedule(r, risk.alloc_window, risk.rebalance, own_first)
     known = np.full((n, m), np.nan)
     known[common] = w
     idx = np.maximum.accumulate(np.where(~np.isnan(known).any(axis=1), np.arange(n), -1))

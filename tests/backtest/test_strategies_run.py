@@ -191,3 +191,33 @@ def test_cli_risk_flags_and_toml_defaults(wh, tmp_path):
     config.write_text('[risk]\nsizing = "fixed"\nbogus = 1\n')
     bad = runner.invoke(app, ["--config", str(config), *base])
     assert bad.exit_code != 0 and "[risk]" in bad.stderr and "bogus" in bad.stderr
+
+
+def test_cli_strategies_lists_the_registry(wh):
+    result = CliRunner().invoke(app, ["--warehouse", str(wh.root), "strategies", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    listed = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(listed) == set(all_strategies())
+    assert listed["golden_cross"]["source"] == "sql" and listed["pairs"]["shape"] == "panel"
+    assert "c[t-skip]" in CliRunner().invoke(app, ["strategies"]).stdout  # table cells are not markup
+
+
+def test_cli_pairs_ranks_by_engle_granger(wh):
+    from statsmodels.tsa.stattools import coint
+
+    result = CliRunner().invoke(app, ["--warehouse", str(wh.root), "pairs", "--symbols", ",".join(SYMBOLS),
+                                      "--min-obs", "30", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 6 and [r["pvalue"] for r in rows] == sorted(r["pvalue"] for r in rows)
+    with catalog.connect(wh) as con:
+        from alphatwin.backtest.data import load_market
+
+        closes = load_market(con, list(SYMBOLS), "1d").signal_close
+    top = rows[0]
+    i, j = SYMBOLS.index(top["y"]), SYMBOLS.index(top["x"])
+    both = ~np.isnan(closes[:, i]) & ~np.isnan(closes[:, j])
+    stat, p, _ = coint(np.log(closes[both, i]), np.log(closes[both, j]))
+    assert math.isclose(top["stat"], stat, rel_tol=1e-12) and math.isclose(top["pvalue"], p, rel_tol=1e-12)
+    bad = CliRunner().invoke(app, ["--warehouse", str(wh.root), "pairs", "--symbols", "SYN00001"])
+    assert bad.exit_code != 0 and "at least 2" in bad.stderr
