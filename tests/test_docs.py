@@ -36,3 +36,15 @@ def test_models_page_is_current():
 def test_quality_rules_table_is_current():
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_quality.py"), "--check"], cwd=ROOT)
     assert out.returncode == 0, "docs/quality.md is stale: regenerate with `make quality-docs`"
+
+
+def test_strategy_pages_are_current():
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_strategies.py"), "--check"], cwd=ROOT)
+    assert out.returncode == 0, "docs/strategies/ is stale: regenerate with `make strategy-docs`"
+
+
+def test_every_strategy_and_risk_page_is_in_the_nav():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(f"{d}/{p.name}" for d in ("strategies", "risk") for p in (ROOT / "docs" / d).glob("*.md"))
+    missing = [p for p in pages if p not in nav]
+    assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
