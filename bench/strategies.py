@@ -19,19 +19,16 @@ Best of ``--repeat`` runs after a warm-up call (numba compiled, caches loaded).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 
 def best(fn, repeat: int) -> float:
+    """Best of ``repeat`` timed calls after one warm-up call."""
+    from backtest import best as timed  # bench/backtest.py
+
     fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return timed(fn, repeat)
 
 
 def main() -> None:
