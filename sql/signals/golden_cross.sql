@@ -6,6 +6,8 @@
 -- of two averages of backward-adjusted closes does not move when a later split or dividend
 -- rescales all of them. Both windows must be full (200 rows of the symbol), else target 0.
 -- Try: alphatwin backtest golden_cross --symbols ^GSPC --direction both
+-- A view: computed when read, for the symbols read (a build costs nothing on a large warehouse).
+-- materialized: view
 WITH w AS (
     SELECT symbol, interval, ts,
            avg(adj_close) OVER (PARTITION BY symbol, interval ORDER BY ts

@@ -114,7 +114,7 @@ def test_sql_strategy_takes_no_parameters_and_needs_its_table(wh, tmp_path):
     load(fresh, market(n_symbols=1, n_bars=60))
     build_all(fresh)
     with catalog.connect(fresh) as con:
-        con.execute("DROP TABLE signals.golden_cross")
+        con.execute("DROP VIEW signals.golden_cross")
         with pytest.raises(InputError, match="signals.golden_cross is not built yet"):
             run_backtest(con, RunSpec("golden_cross", SYMBOLS[:1]))
 

@@ -10,7 +10,7 @@ from alphatwin.lake import catalog
 from alphatwin.paths import WarehousePaths
 from tests.models.market import build_all, load, market, table
 
-TABLES = ("clean.bars", "features.bars")
+TABLES = ("clean.bars", "features.bars", "signals.golden_cross")
 
 
 def _modes(result) -> dict[str, str]:
@@ -22,7 +22,8 @@ def test_incremental_equals_full_refresh(tmp_path):
     data = market(n_symbols=5, n_bars=260)
     stamps = data["ts"].unique().sort()
     load(paths, data.filter(pl.col("ts") <= stamps[199]))
-    assert _modes(build_all(paths)) == {"clean.latest_bars": "view", "clean.bars": "full", "features.bars": "full"}
+    assert _modes(build_all(paths)) == {"clean.latest_bars": "view", "clean.bars": "full", "features.bars": "full",
+                                        "signals.golden_cross": "view"}
     steps = [
         data.filter((pl.col("ts") > stamps[199]) & (pl.col("ts") <= stamps[202])),          # appends (one a gap)
         data.filter((pl.col("ts") > stamps[202]) & (pl.col("ts") <= stamps[230])),          # a dividend and a split
@@ -67,7 +68,8 @@ def test_extra_feature_parameter_sets_from_settings_force_a_full_rebuild(tmp_pat
     assert "sma_50" not in table(paths, "features.bars").columns
     settings = replace(Settings(), features=(("sma", [50]), ("bbands", [[10, 2.5]])))
     result = build(paths, sql_root=SQL_ROOT, settings=settings)
-    assert _modes(result) == {"clean.latest_bars": "view", "clean.bars": "incremental", "features.bars": "full"}
+    assert _modes(result) == {"clean.latest_bars": "view", "clean.bars": "incremental", "features.bars": "full",
+                              "signals.golden_cross": "view"}
     features = table(paths, "features.bars")
     assert {"sma_50", "bb_upper_10_2p5", "sma_20"} <= set(features.columns)
     first = features.group_by("symbol").agg(pl.col("sma_50").is_not_null().arg_max().alias("g"))
