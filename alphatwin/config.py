@@ -59,7 +59,7 @@ class Settings:
     quarantine_outliers: bool = False
     features: tuple[tuple[str, Any], ...] = ()   # [features]: extra indicator parameter sets, e.g. ("sma", [50, 200])
     calendars: tuple[tuple[str, str], ...] = ()  # [calendars]: symbol glob -> calendar name, checked first
-    risk: tuple[tuple[str, Any], ...] = ()  # [risk]: defaults of the backtest risk flags (docs/risk.md)
+    risk: tuple[tuple[str, Any], ...] = ()  # [risk]: defaults of the backtest risk flags (docs/risk/)
     config_file: Path | None = None
 
 

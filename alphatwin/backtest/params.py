@@ -91,7 +91,7 @@ class Stops:
 
 @dataclass(frozen=True)
 class Drawdown:
-    """Drawdown control (docs/risk.md#drawdown-control): when the equity falls ``limit`` below its
+    """Drawdown control (docs/risk/drawdown_control.md): when the equity falls ``limit`` below its
     high-water mark, targets are multiplied by ``scale`` (0 = flatten) from that close on; after
     ``cooldown`` bars the high-water mark resets to the equity then and targets apply in full.
     ``limit`` NaN = off."""

@@ -38,7 +38,7 @@ StopLoss = Annotated[float | None, typer.Option("--stop-loss", help="Stop-loss a
 TakeProfit = Annotated[float | None, typer.Option("--take-profit", help="Take-profit as a fraction of the entry price.", show_default=False)]
 Trailing = Annotated[float | None, typer.Option("--trailing-stop", help="Trailing stop as a fraction below the peak (above the trough for shorts).", show_default=False)]
 StopAtr = Annotated[float | None, typer.Option("--stop-atr", help="ATR stop: k x ATR(14) of the bar before entry below a long's entry price (above a short's).", show_default=False)]
-Sizing = Annotated[str | None, typer.Option("--sizing", help="Position sizing: none (default), fixed (--fraction), vol_target (--target-vol) or kelly (--kelly-fraction). docs/risk.md", show_default=False)]
+Sizing = Annotated[str | None, typer.Option("--sizing", help="Position sizing: none (default), fixed (--fraction), vol_target (--target-vol) or kelly (--kelly-fraction). docs/risk/", show_default=False)]
 Fraction = Annotated[float | None, typer.Option("--fraction", help="fixed sizing: fraction of the allocated weight per position (default 1).", show_default=False)]
 TargetVol = Annotated[float | None, typer.Option("--target-vol", help="vol_target sizing: annualized volatility per position (default 0.10).", show_default=False)]
 VolWindow = Annotated[int | None, typer.Option("--vol-window", help="vol_target: returns in the trailing volatility (default 20).", show_default=False)]

@@ -6,7 +6,7 @@ Two shapes of strategy:
 - **series** (``panel=False``): ``compute(*columns, **params, direction=...)`` receives one
   symbol's columns as 1-D arrays (its own rows, oldest first) and returns its ``signal`` (the
   quantity the rule thresholds, e.g. an RSI) and its ``target`` (a direction in [-1, 1]). With
-  several symbols the risk manager sizes and allocates each one (docs/risk.md).
+  several symbols the risk manager sizes and allocates each one (docs/risk/).
 - **panel** (``panel=True``): ``compute`` receives (bars x symbols) arrays over the union of
   the symbols' timestamps (NaN where a symbol has no bar) and returns (bars x symbols) signals
   and portfolio weights (cross-sectional momentum, pairs).
