@@ -150,6 +150,7 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
     began = time.perf_counter()
     strat = get_strategy(spec.strategy)
     strat.check_symbols(len(spec.symbols))
+    strat.check_stops(spec.sim.stops.any)
     params = strat.resolve(spec.params)
     inputs = strat.inputs if strat.source == "python" else ("close",)
     loaded = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end,
@@ -284,6 +285,7 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
         raise InputError(f"strategy `{spec.strategy}` has no parameter {unknown[0]!r}; its parameters are "
                          f"{', '.join(sorted(names))}")
     strat.check_symbols(1 if not strat.panel else len(spec.symbols))
+    strat.check_stops(spec.sim.stops.any)
     values = {p.name: [p.check(v) for v in grid.get(p.name, [spec.params.get(p.name, p.default)])]
               for p in strat.params}
     run_id = _run_id("sw")

@@ -91,6 +91,7 @@ class Strategy:
     signal_doc: str = ""  #: what the ``signal`` column holds
     source: str = "python"  #: ``python`` or ``sql``
     family: str = "trend"  #: trend, mean_reversion, momentum, ml, sql (docs grouping)
+    hedged: bool = False  #: positions hedge each other: per-symbol stops would break the hedge
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``given``, checked; unknown or invalid names raise InputError."""
@@ -111,6 +112,14 @@ class Strategy:
                     else f"at least {self.min_symbols}" if self.max_symbols is None
                     else f"{self.min_symbols} to {self.max_symbols}")
             raise InputError(f"strategy `{self.name}` needs {want} symbol(s) in `--symbols`, got {n}")
+
+    def check_stops(self, stops_on: bool) -> None:
+        """A hedged strategy (pairs) refuses the engine's per-symbol stops: a stop would close one
+        leg and leave the other unhedged."""
+        if self.hedged and stops_on:
+            raise InputError(f"strategy `{self.name}` holds hedged legs: a per-symbol stop (--stop-loss, "
+                             "--take-profit, --trailing-stop, --stop-atr) would close one leg and leave the "
+                             "other unhedged; use its own stop parameter and --max-drawdown instead")
 
     def run(self, *columns: np.ndarray, direction: str = "long", **params: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(signal, target)`` of ``columns`` (in :attr:`inputs` order)."""

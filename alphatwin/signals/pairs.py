@@ -151,4 +151,5 @@ STRATEGY = register(Strategy(
     signal_doc="z-score of the rolling-OLS residual of log y on log x (population std of the "
                "window's residuals), the same for both symbols",
     family="mean_reversion",
+    hedged=True,
 ))

@@ -221,3 +221,13 @@ def test_cli_pairs_ranks_by_engle_granger(wh):
     assert math.isclose(top["stat"], stat, rel_tol=1e-12) and math.isclose(top["pvalue"], p, rel_tol=1e-12)
     bad = CliRunner().invoke(app, ["--warehouse", str(wh.root), "pairs", "--symbols", "SYN00001"])
     assert bad.exit_code != 0 and "at least 2" in bad.stderr
+
+
+def test_pairs_refuses_per_leg_stops(wh):
+    params, symbols = CASES["pairs"]
+    with catalog.connect(wh) as con:
+        for stops in (Stops(stop_loss=0.05), Stops(stop_atr=2.0)):
+            with pytest.raises(InputError, match="hedged legs"):
+                run_backtest(con, RunSpec("pairs", symbols, params, sim=SimParams(stops=stops)))
+            with pytest.raises(InputError, match="hedged legs"):
+                run_sweep(con, RunSpec("pairs", symbols, sim=SimParams(stops=stops)), {"window": [20, 30]})
