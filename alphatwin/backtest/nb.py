@@ -436,12 +436,16 @@ def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np
     """Orders from the targets at the close of bar d (docs/backtest.md#when-an-order-is-created).
     The active target is the last non-NaN target times the drawdown control's ``scale``;
     ``rescaled`` (the scale changed at d) re-targets every symbol (reason ``drawdown``) except
-    a stopped one: only a new strategy target (not a new scale) lifts a stop."""
+    a stopped one: only a new strategy direction (not a new scale or size) lifts a stop, so
+    neither the control nor a re-sizing reopens a position a stop closed."""
     rebalance = rebalance_every > 0 and (d - start) % rebalance_every == 0
     for s in range(fs.shape[0]):
         tg = target[d, s]
         if not math.isnan(tg):
-            if tg != fs[s, _RAW]:  # a new signal (NaN: no target yet) lifts a stop
+            raw = fs[s, _RAW]
+            # a new direction (NaN: no target yet) lifts a stop; a new size of the same sign
+            # (the risk manager's re-estimate) does not re-enter a stopped position
+            if math.isnan(raw) or (tg > 0.0) != (raw > 0.0) or (tg < 0.0) != (raw < 0.0):
                 ist[s, _STOPPED] = 0
             fs[s, _RAW] = tg
         elif not rescaled or math.isnan(fs[s, _RAW]):

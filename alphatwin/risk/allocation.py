@@ -165,9 +165,9 @@ def risk_parity_weights(cov: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
     if v0 <= 1e-14 * (y0 @ y0):
         raise InputError(_NO_PARITY)
     y0 *= np.sqrt(b * m / v0)  # scale so y0' S y0 = 1 (the optimum's value)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a singular cov may overflow on the way to "no solution"
         y = _solve(s, y0, b, tol)
-    resid = y * (s @ y) - b
+        resid = y * (s @ y) - b
     if not np.isfinite(resid).all() or np.abs(resid).max() > max(tol, 1e-8) * b:
         raise InputError(_NO_PARITY)
     return y / y.sum()
@@ -192,7 +192,10 @@ def _solve(s: np.ndarray, y0: np.ndarray, b: float, tol: float) -> np.ndarray:
         if np.abs(resid).max() <= tol * b:
             break
         g = s @ y - b / y
-        step = np.linalg.solve(s + np.diag(b / y**2), g)
+        try:
+            step = np.linalg.solve(s + np.diag(b / y**2), g)
+        except np.linalg.LinAlgError:  # a singular system: no polish; the residual check decides
+            break
         alpha = 1.0
         while (y - alpha * step <= 0).any() and alpha > 1e-12:
             alpha *= 0.5

@@ -99,7 +99,7 @@ class _Reference:
         self.units = [0.0] * m
         self.last_close = [math.nan] * m
         self.active = [math.nan] * m  # the active target of each symbol (NaN: none yet)
-        self.stopped = [False] * m  # flat after a stop until the target changes
+        self.stopped = [False] * m  # flat after a stop until the target changes direction
         self.pending = [False] * m  # an order was cut by the participation cap or had no bar
         self.orders: dict[int, int] = {}  # symbol -> reason, for the next fill point
         self.trade: list[dict | None] = [None] * m  # the open trade of each symbol
@@ -525,9 +525,12 @@ class _Reference:
                     orders[s] = Reason.PENDING
                 continue
             if _isnan(self.active[s]) or x != self.active[s]:
+                # a new direction lifts a stop; a new size of the same sign does not
+                if _isnan(self.active[s]) or (x > 0) != (self.active[s] > 0) or (x < 0) != (self.active[s] < 0):
+                    self.stopped[s] = False
                 self.active[s] = x
-                self.stopped[s] = False
-                orders[s] = Reason.SIGNAL
+                if not self.stopped[s]:
+                    orders[s] = Reason.SIGNAL
             elif rebalancing and not self.stopped[s]:
                 orders[s] = Reason.REBALANCE
             elif self.pending[s] and not self.stopped[s]:

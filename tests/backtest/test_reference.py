@@ -138,22 +138,23 @@ def test_trailing_stop_uses_the_peak_before_the_bar_high():
     assert out["trades"][0]["exit_reason"] == Reason.TRAILING_STOP
 
 
-def test_after_a_stop_no_reentry_until_the_target_changes():
-    # rebalance_every = 1, target 1 at bars 0..2 then 0.5. bar 1: low 85 <= SL 90 -> exit at 90,
-    # cash 900. bars 1, 2: same target, rebalancing bars, but stopped -> no order.
-    # bar 3: new target 0.5 -> SIGNAL clears the stop: 0.5 * 900 / 100 = 4.5 units, cash 450.
-    # bar 4: rebalance, desired 0.5 * 900 / 100 = 4.5 = held -> no fill.
-    mk = market([100, 85, 90, 100, 100], open=[100, 100, 90, 100, 100],
-                high=[100, 100, 90, 100, 100], low=[100, 85, 90, 100, 100])
-    out = reference_simulate(mk, targets(1, 1, 1, 0.5, 0.5),
+def test_after_a_stop_no_reentry_until_the_target_changes_direction():
+    # rebalance_every = 1, target 1 at bars 0..2, 0.5 at bar 3, 0 at bar 4, 0.5 at bar 5.
+    # bar 1: low 85 <= SL 90 -> exit at 90, cash 900. bars 1, 2: same target, rebalancing bars,
+    # but stopped -> no order. bar 3: 0.5, a new size of the same sign -> still stopped, no order.
+    # bar 4: 0, a new direction, clears the stop (flat already: no fill).
+    # bar 5: 0.5 -> SIGNAL: 0.5 * 900 / 100 = 4.5 units, cash 450.
+    mk = market([100, 85, 90, 100, 100, 100], open=[100, 100, 90, 100, 100, 100],
+                high=[100, 100, 90, 100, 100, 100], low=[100, 85, 90, 100, 100, 100])
+    out = reference_simulate(mk, targets(1, 1, 1, 0.5, 0, 0.5),
                              SimParams(init_cash=1000, fill="close", rebalance_every=1,
                                        stops=Stops(stop_loss=0.1)))
     assert [(f["bar"], f["reason"]) for f in out["fills"]] == [
-        (0, Reason.SIGNAL), (1, Reason.STOP_LOSS), (3, Reason.SIGNAL)]
+        (0, Reason.SIGNAL), (1, Reason.STOP_LOSS), (5, Reason.SIGNAL)]
     assert out["fills"][2]["units"] == approx(4.5)
-    assert out["equity"] == approx([1000, 900, 900, 900, 900])
-    assert out["cash"] == approx([0, 900, 900, 450, 450])
-    assert [u[0] for u in out["units"]] == approx([10, 0, 0, 4.5, 4.5])
+    assert out["equity"] == approx([1000, 900, 900, 900, 900, 900])
+    assert out["cash"] == approx([0, 900, 900, 900, 900, 450])
+    assert [u[0] for u in out["units"]] == approx([10, 0, 0, 0, 0, 4.5])
     assert len(out["trades"]) == 2 and out["trades"][1]["exit_bar"] == -1
 
 
