@@ -270,11 +270,12 @@ MAX_COMBINATIONS = 2_000_000
 
 def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: str | None = None,
               save: bool = True, max_combinations: int = MAX_COMBINATIONS,
-              progress: Callable[[int], None] | None = None) -> SweepRun:
+              progress: Callable[..., None] | None = None) -> SweepRun:
     """Every combination of ``grid`` (invalid ones skipped) on each symbol (a panel strategy:
     on the whole universe at once), stored in ``backtest.sweeps`` under one ``backtest.runs``
     row. ``sma_cross`` with the default risk settings runs in the fused sweep kernels; every
-    other strategy (and sma_cross with risk rules) runs the full backtest per combination."""
+    other strategy (and sma_cross with risk rules) runs the full backtest per combination.
+    ``progress(n, total=None)`` is told the number of combinations, then each one done."""
     began = time.perf_counter()
     strat = get_strategy(spec.strategy)
     if strat.source == "sql":
@@ -304,6 +305,8 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
     ppy = _ppy(spec, merged)
     tables = []
     groups = [tuple(spec.symbols)] if strat.panel else [(s,) for s in spec.symbols]
+    tick = progress or (lambda n, total=None: None)
+    tick(0, total=len(combos) * len(groups))
     for group in groups:
         loaded = merged if len(group) == len(spec.symbols) else load_market(
             con, list(group), spec.interval, start=spec.start, end=spec.end, outliers=spec.outliers,
@@ -315,11 +318,10 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
             table = table.with_columns(pl.concat_str([
                 pl.lit('{"fast": '), pl.col("fast").cast(pl.String), pl.lit(', "slow": '),
                 pl.col("slow").cast(pl.String), pl.lit("}")]).alias("params"))
+            tick(len(combos))
         else:
-            table = _sweep_each(con, strat, combos, loaded, spec, ppy)
+            table = _sweep_each(con, strat, combos, loaded, spec, ppy, tick)
         tables.append(table.with_columns(pl.lit(",".join(group)).alias("symbol")))
-        if progress is not None:
-            progress(len(group))
     table = pl.concat(tables, how="diagonal_relaxed").with_columns(pl.lit(run_id).alias("run_id"))
     run = _run_row(run_id, "sweep", spec, merged, {k: v for k, v in values.items()}, ppy,
                    time.perf_counter() - began, command)
@@ -348,7 +350,7 @@ def _combinations(strat: Strategy, values: dict[str, list[Any]], fused: bool) ->
 
 
 def _sweep_each(con: Any, strat: Strategy, combos: list[dict[str, Any]], loaded: Loaded, spec: RunSpec,
-                ppy: float) -> pl.DataFrame:
+                ppy: float, tick: Callable[..., None]) -> pl.DataFrame:
     """One full backtest (strategy, risk manager, engine, metrics) per combination."""
     rows = []
     for params in combos:
@@ -361,5 +363,6 @@ def _sweep_each(con: Any, strat: Strategy, combos: list[dict[str, Any]], loaded:
                      "params": json.dumps(params, sort_keys=False),
                      **{k: (float(m[k]) if m[k] is not None else math.nan) for k in SWEEP_COLUMNS if k in m},
                      "kernel": "full"})
+        tick(1)
     return pl.DataFrame(rows, infer_schema_length=None).with_columns(
         *(pl.col(c).cast(pl.Int64) for c in ("max_drawdown_duration", "n_trades", "n_closed_trades")))

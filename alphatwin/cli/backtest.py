@@ -345,7 +345,7 @@ def sweep_command(
     spec = _spec(strategy, symbols, {}, **_options(locals()))
     st = state(ctx)
     st.start_logging()
-    with progress_rows(f"sweeping {strategy}", len(spec.symbols)) as advance, \
+    with progress_rows(f"sweeping {strategy}", None, unit="combinations") as advance, \
             catalog.connect(st.paths, read_only=no_save, wait=60.0) as con:
         result = run_sweep(con, spec, ranges, command=_command_line(), save=not no_save,
                            max_combinations=max_combinations, progress=advance)

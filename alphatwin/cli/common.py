@@ -75,17 +75,24 @@ def parse_when(value: str | None, flag: str) -> dt.datetime | None:
 
 
 @contextmanager
-def progress_rows(description: str, total: int | None = None) -> Iterator[Any]:
-    """A rows-counting progress bar on stderr; yields ``advance(n)``."""
+def progress_rows(description: str, total: int | None = None, unit: str = "rows") -> Iterator[Any]:
+    """A counting progress bar on stderr; yields ``advance(n, total=None)`` (``total`` sets or
+    corrects the bar's total once it is known)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("rows"), TimeElapsedColumn()]
+               TextColumn(unit), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int, total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.advance(task, n)
+
+        yield advance
 
 
 def emit(frame: Any, fmt: str, out: Path | None = None) -> None:

@@ -153,8 +153,9 @@ def test_risk_settings_change_the_weights_and_are_recorded(wh):
 def test_generic_sweep_matches_single_backtests(wh):
     spec = RunSpec("rsi_reversion", SYMBOLS[:1], sim=SimParams(fill="close"))
     grid = {"period": [5, 9], "lower": [30.0, 40.0], "upper": [60.0]}
+    seen: list[tuple[int, int | None]] = []
     with catalog.connect(wh) as con:
-        sweep = run_sweep(con, spec, grid)
+        sweep = run_sweep(con, spec, grid, progress=lambda n, total=None: seen.append((n, total)))
         stored = con.execute("SELECT count(*) FROM backtest.sweeps WHERE run_id = ?", [sweep.run_id]).fetchall()[0][0]
         for row in sweep.table.iter_rows(named=True):
             params = json.loads(row["params"])
@@ -163,6 +164,7 @@ def test_generic_sweep_matches_single_backtests(wh):
             assert math.isclose(row["total_return"], single.metrics["total_return"], rel_tol=1e-12, abs_tol=1e-15)
             assert row["n_trades"] == single.metrics["n_trades"]
     assert sweep.table.height == stored == 4
+    assert seen == [(0, 4), (1, None), (1, None), (1, None), (1, None)]  # the total, then each combination
 
 
 def test_cli_risk_flags_and_toml_defaults(wh, tmp_path):
