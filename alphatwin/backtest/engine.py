@@ -90,7 +90,7 @@ def _check(market: Market, target: np.ndarray, start: int) -> np.ndarray:
 
 
 def simulate(market: Market, target: np.ndarray, params: SimParams | None = None, *,
-             start: int = 0) -> SimResult:
+             start: int = 0, direction: np.ndarray | None = None) -> SimResult:
     """Simulate a portfolio that follows ``target`` (bars x symbols) on ``market``.
 
     Parameters
@@ -104,9 +104,21 @@ def simulate(market: Market, target: np.ndarray, params: SimParams | None = None
         Fills, costs, stops and sizing (:class:`alphatwin.backtest.params.SimParams`).
     start
         The first bar of the run; earlier bars only serve as history.
+    direction
+        The strategy's direction per bar and symbol (its sign is what counts; NaN or None: the
+        target's sign). After a stop only a change of direction re-enters (docs/backtest.md#stops):
+        a risk manager that re-sizes a position, even to 0 and back, does not lift the stop.
     """
     params = params or SimParams()
     target = _check(market, target, start)
+    if direction is None:
+        direction = target
+    direction = np.asarray(direction, dtype=np.float64)
+    if direction.ndim == 1:
+        direction = direction[:, None]
+    if direction.shape != target.shape:
+        raise InputError(f"`direction` must have the shape of `target` {target.shape}, got {direction.shape}")
+    direction = np.ascontiguousarray(direction)
     n, m = market.shape
     cap = 3 * n * m + 1
     fills = np.zeros(cap, dtype=FILL_DT)
@@ -115,7 +127,7 @@ def simulate(market: Market, target: np.ndarray, params: SimParams | None = None
     equity, cash, units, marks, bar_cost, risk_scale, n_fills, n_trades = simulate_nb(
         c(market.open), c(market.high), c(market.low), c(market.close), c(market.volume),
         c(market.split_ratio), c(market.dividend), c(market.atr), c(market.sigma),
-        c(market.adv), target, int(start), params.fill == "close", float(params.init_cash),
+        c(market.adv), target, direction, int(start), params.fill == "close", float(params.init_cash),
         params.target_kind == "units", bool(params.whole_units), int(params.rebalance_every),
         cost_vector(params), fills, trades)
     return SimResult(equity=equity, cash=cash, units=units, marks=marks, fees=bar_cost[:, 0],

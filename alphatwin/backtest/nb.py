@@ -35,7 +35,7 @@ _INTRABAR = Phase.INTRABAR
 _CLOSE = Phase.CLOSE
 
 # per-symbol float state columns
-_UNITS, _LAST, _ACTIVE, _ENTRY, _PEAK, _TROUGH, _ATRD, _RAW = 0, 1, 2, 3, 4, 5, 6, 7
+_UNITS, _LAST, _ACTIVE, _ENTRY, _PEAK, _TROUGH, _ATRD, _RAW, _DIR = 0, 1, 2, 3, 4, 5, 6, 7, 8
 # per-symbol int state columns
 _NEED, _STOPPED, _TRADE, _OPENED_AT, _INC_REASON, _EXIT = 0, 1, 2, 3, 4, 5
 # cash/bar accumulators
@@ -431,8 +431,8 @@ def _stop_exits(t: int, high: np.ndarray, low: np.ndarray, atr: np.ndarray, sigm
 
 
 @njit(cache=True, error_model="numpy")
-def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np.ndarray,
-            ist: np.ndarray, scale: float, rescaled: bool) -> None:
+def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, direction: np.ndarray,
+            fs: np.ndarray, ist: np.ndarray, scale: float, rescaled: bool) -> None:
     """Orders from the targets at the close of bar d (docs/backtest.md#when-an-order-is-created).
     The active target is the last non-NaN target times the drawdown control's ``scale``;
     ``rescaled`` (the scale changed at d) re-targets every symbol (reason ``drawdown``) except
@@ -442,11 +442,15 @@ def _decide(d: int, start: int, rebalance_every: int, target: np.ndarray, fs: np
     for s in range(fs.shape[0]):
         tg = target[d, s]
         if not math.isnan(tg):
-            raw = fs[s, _RAW]
-            # a new direction (NaN: no target yet) lifts a stop; a new size of the same sign
-            # (the risk manager's re-estimate) does not re-enter a stopped position
-            if math.isnan(raw) or (tg > 0.0) != (raw > 0.0) or (tg < 0.0) != (raw < 0.0):
+            # a new direction of the strategy (``direction``; NaN there: the target's sign) lifts
+            # a stop; a new size (the risk manager's re-estimate, even to 0) does not
+            dv = direction[d, s]
+            if math.isnan(dv):
+                dv = tg
+            sd = 1.0 if dv > 0.0 else -1.0 if dv < 0.0 else 0.0
+            if sd != fs[s, _DIR]:  # NaN (no direction yet) differs from everything
                 ist[s, _STOPPED] = 0
+            fs[s, _DIR] = sd
             fs[s, _RAW] = tg
         elif not rescaled or math.isnan(fs[s, _RAW]):
             continue
@@ -496,7 +500,7 @@ def _any_order(ist: np.ndarray) -> bool:
 def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
                 volume: np.ndarray, split_ratio: np.ndarray, dividend: np.ndarray,
                 atr: np.ndarray, sigma: np.ndarray, adv: np.ndarray, target: np.ndarray,
-                start: int, fill_close: bool, init_cash: float, units_target: bool,
+                direction: np.ndarray, start: int, fill_close: bool, init_cash: float, units_target: bool,
                 whole: bool, rebalance_every: int, cp: np.ndarray, fills: np.ndarray,
                 trades: np.ndarray):
     """Simulate one portfolio over bars ``start..n-1``.
@@ -509,11 +513,12 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
     ``risk_scale[t]`` the drawdown control's scale after bar t (1 when it is off).
     """
     n, m = close.shape
-    fs = np.zeros((m, 8))
+    fs = np.zeros((m, 9))
     fs[:, _ACTIVE] = np.nan
     fs[:, _LAST] = np.nan
     fs[:, _ATRD] = np.nan
     fs[:, _RAW] = np.nan
+    fs[:, _DIR] = np.nan
     dd_on = not math.isnan(cp[_DD_LIMIT])
     dd = np.array([init_cash, 1.0, -1.0])
     scale_out = np.ones(n)
@@ -551,7 +556,7 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
                         fills, n_fills, trades, n_trades, level)
         if fill_close:
             rescaled = dd_on and _drawdown_control(t, _marks(t, close, close, fs, acc)[0], cp, dd)
-            _decide(t, start, rebalance_every, target, fs, ist, dd[1], rescaled)
+            _decide(t, start, rebalance_every, target, direction, fs, ist, dd[1], rescaled)
             if _any_order(ist):
                 _fill_point(t, t, _CLOSE, close, high, low, close, volume, atr, sigma, adv,
                             split_ratio, units_target, whole, cp, fs, ist, acc, bar_cost, fills,
@@ -568,7 +573,7 @@ def simulate_nb(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.
         cash[t] = acc[_CASH]
         if not fill_close:
             rescaled = dd_on and _drawdown_control(t, value, cp, dd)
-            _decide(t, start, rebalance_every, target, fs, ist, dd[1], rescaled)
+            _decide(t, start, rebalance_every, target, direction, fs, ist, dd[1], rescaled)
         scale_out[t] = dd[1]
     for s in range(m):  # trades still open: marked at the last close
         tr = ist[s, _TRADE]

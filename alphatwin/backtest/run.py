@@ -159,7 +159,7 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
     signal, direction_target = strategy_signals(con, strat, loaded, params, spec.direction)
     target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel,
                         periods_per_year=ppy, first=loaded.start, strategy=strat.name)
-    result = simulate(loaded.market, target, spec.sim, start=loaded.start)
+    result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=direction_target)
     metrics = _metrics(result, loaded, spec, ppy)
     run_id = _run_id("bt")
     frames = _frames(run_id, result, loaded, metrics, spec.sim.init_cash)
@@ -357,7 +357,7 @@ def _sweep_each(con: Any, strat: Strategy, combos: list[dict[str, Any]], loaded:
         _, tgt = strategy_signals(con, strat, loaded, params, spec.direction)
         target = apply_risk(tgt, loaded.signal_close, spec.risk, panel=strat.panel, periods_per_year=ppy,
                             first=loaded.start, strategy=strat.name)
-        result = simulate(loaded.market, target, spec.sim, start=loaded.start)
+        result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=tgt)
         m = _metrics(result, loaded, spec, ppy)
         rows.append({**{k: params[k] for k in params if k in ("fast", "slow")},
                      "params": json.dumps(params, sort_keys=False),

@@ -415,7 +415,7 @@ def _general_one(j: int, sma: np.ndarray, fast_idx: np.ndarray, slow_idx: np.nda
     n = close.shape[0]
     tgt = cross_target_nb(sma[fast_idx[j]], sma[slow_idx[j]], long_, short).reshape(n, 1)
     equity, cash, units, marks, bar_cost, _scale, n_fills, n_trades = simulate_nb(
-        open_, high, low, close, volume, split_ratio, dividend, atr, sigma, adv, tgt,
+        open_, high, low, close, volume, split_ratio, dividend, atr, sigma, adv, tgt, tgt,
         start, fill_close, init_cash, False, whole, rebalance_every, cp, fills, trades)
     equity_stats_nb(equity, start, init_cash, ppy, rf, row, rets)
     closed = 0
