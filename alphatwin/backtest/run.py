@@ -107,7 +107,7 @@ def targets_for(loaded: Loaded, strategy: str, params: dict[str, Any], direction
     """(n, m) portfolio target weights: the strategy's targets through the risk manager."""
     strat = get_strategy(strategy)
     _, tgt = strategy_signals(con, strat, loaded, params, direction)
-    return apply_risk(tgt, loaded.signal_close, risk or RiskParams(), panel=strat.panel,
+    return apply_risk(tgt, loaded.signal_close, risk or RiskParams(), panel=strat.panel, hedged=strat.hedged,
                       periods_per_year=periods_per_year, first=loaded.start, strategy=strategy)
 
 
@@ -157,7 +157,7 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
                          outliers=spec.outliers, inputs=inputs)
     ppy = _ppy(spec, loaded)
     signal, direction_target = strategy_signals(con, strat, loaded, params, spec.direction)
-    target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel,
+    target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged,
                         periods_per_year=ppy, first=loaded.start, strategy=strat.name)
     result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=direction_target)
     metrics = _metrics(result, loaded, spec, ppy)
@@ -302,7 +302,7 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
         first = dict(zip(values, next(itertools.product(*values.values()))))
         raise InputError(f"no valid combination in the grid for `{spec.strategy}`; e.g. "
                          f"{strat.validate(first)}")
-    ppy = _ppy(spec, merged)
+    ppys = []
     tables = []
     groups = [tuple(spec.symbols)] if strat.panel else [(s,) for s in spec.symbols]
     tick = progress or (lambda n, total=None: None)
@@ -311,6 +311,8 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
         loaded = merged if len(group) == len(spec.symbols) else load_market(
             con, list(group), spec.interval, start=spec.start, end=spec.end, outliers=spec.outliers,
             inputs=strat.inputs)
+        ppy = _ppy(spec, loaded)  # each symbol annualized by its own calendar, as when run alone
+        ppys.append(ppy)
         if fused:
             table = sweep_sma_cross(loaded.market, loaded.signal_close[:, 0], values["fast"], values["slow"],
                                     spec.sim, direction=spec.direction, start=loaded.start,
@@ -323,8 +325,9 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
             table = _sweep_each(con, strat, combos, loaded, spec, ppy, tick)
         tables.append(table.with_columns(pl.lit(",".join(group)).alias("symbol")))
     table = pl.concat(tables, how="diagonal_relaxed").with_columns(pl.lit(run_id).alias("run_id"))
-    run = _run_row(run_id, "sweep", spec, merged, {k: v for k, v in values.items()}, ppy,
-                   time.perf_counter() - began, command)
+    # one annualization for the run row when every symbol shares it, else NULL (per symbol: its calendar)
+    run = _run_row(run_id, "sweep", spec, merged, {k: v for k, v in values.items()},
+                   ppys[0] if len(set(ppys)) == 1 else None, time.perf_counter() - began, command)
     if save:
         stored = table.with_columns(pl.col("fast").cast(pl.Int32), pl.col("slow").cast(pl.Int32)) \
             if "fast" in table.columns and "slow" in table.columns else table
@@ -355,7 +358,7 @@ def _sweep_each(con: Any, strat: Strategy, combos: list[dict[str, Any]], loaded:
     rows = []
     for params in combos:
         _, tgt = strategy_signals(con, strat, loaded, params, spec.direction)
-        target = apply_risk(tgt, loaded.signal_close, spec.risk, panel=strat.panel, periods_per_year=ppy,
+        target = apply_risk(tgt, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged, periods_per_year=ppy,
                             first=loaded.start, strategy=strat.name)
         result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=tgt)
         m = _metrics(result, loaded, spec, ppy)

@@ -223,9 +223,14 @@ def _allocation(close: np.ndarray, risk: RiskParams, first: int) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
-def apply_caps(weights: np.ndarray, risk: RiskParams) -> np.ndarray:
-    """Per-position clip, then gross and net scaling of each row (NaN-free input)."""
-    w = np.clip(weights, -risk.max_position, risk.max_position)
+def apply_caps(weights: np.ndarray, risk: RiskParams, *, hedged: bool = False) -> np.ndarray:
+    """Per-position clip, then gross and net scaling of each row (NaN-free input). ``hedged``
+    (pairs): a row over the per-position cap is scaled down as a whole, keeping the hedge ratio."""
+    if hedged and math.isfinite(risk.max_position):
+        top = np.abs(weights).max(axis=1, keepdims=True) if weights.size else np.zeros((weights.shape[0], 1))
+        w = weights * np.minimum(1.0, risk.max_position / np.maximum(top, 1e-300))
+    else:
+        w = np.clip(weights, -risk.max_position, risk.max_position)
     if math.isfinite(risk.max_gross):
         gross = np.abs(w).sum(axis=1, keepdims=True)
         w = w * np.minimum(1.0, risk.max_gross / np.maximum(gross, 1e-300))
@@ -243,7 +248,7 @@ def _carry(target: np.ndarray) -> np.ndarray:
 
 
 def apply_risk(target: np.ndarray, close: np.ndarray, risk: RiskParams, *, panel: bool,
-               periods_per_year: float, first: int = 0, strategy: str = "") -> np.ndarray:
+               periods_per_year: float, first: int = 0, strategy: str = "", hedged: bool = False) -> np.ndarray:
     """(n, m) portfolio weights from strategy ``target`` (directions, or a panel strategy's
     weights) and the backward-adjusted ``close`` (NaN where a symbol has no bar). ``first`` is
     the first bar of the run (the rebalancing schedule starts there)."""
@@ -253,6 +258,6 @@ def apply_risk(target: np.ndarray, close: np.ndarray, risk: RiskParams, *, panel
     d = _carry(np.asarray(target, dtype=np.float64))
     size = _sizes(d, close, risk, periods_per_year, first)
     alloc = np.ones_like(d) if panel else _allocation(close, risk, first)
-    w = apply_caps(d * size * alloc, risk)
+    w = apply_caps(d * size * alloc, risk, hedged=hedged)
     # no new target where a symbol has no bar: the engine keeps its active one (as without caps)
     return np.where(np.isnan(close), np.nan, w)

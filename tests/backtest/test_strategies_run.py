@@ -233,3 +233,17 @@ def test_pairs_refuses_per_leg_stops(wh):
                 run_backtest(con, RunSpec("pairs", symbols, params, sim=SimParams(stops=stops)))
             with pytest.raises(InputError, match="hedged legs"):
                 run_sweep(con, RunSpec("pairs", symbols, sim=SimParams(stops=stops)), {"window": [20, 30]})
+
+
+def test_a_position_cap_keeps_the_pairs_hedge_ratio(wh):
+    from alphatwin.backtest.run import targets_for
+
+    params, symbols = CASES["pairs"]
+    with catalog.connect(wh) as con:
+        run = run_backtest(con, RunSpec("pairs", symbols, params, direction="both"), save=False)
+        free = targets_for(run.loaded, "pairs", params, "both", con=con)
+        capped = targets_for(run.loaded, "pairs", params, "both", RiskParams(max_position=0.5), con=con)
+    both = (np.nan_to_num(free) != 0).all(axis=1)
+    assert both.sum() > 5 and (np.abs(np.nan_to_num(free[both])) > 0.5).any()
+    assert np.nanmax(np.abs(capped)) <= 0.5 + 1e-12
+    np.testing.assert_allclose(capped[both, 1] / capped[both, 0], free[both, 1] / free[both, 0], rtol=1e-12)
