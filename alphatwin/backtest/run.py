@@ -102,6 +102,22 @@ def strategy_signals(con: Any, strat: Strategy, loaded: Loaded, params: dict[str
     return sig, tgt
 
 
+def _check_defined(strat: Strategy, signal: np.ndarray, target: np.ndarray, loaded: Loaded) -> None:
+    """InputError when the strategy can say nothing on any bar of the run (a warm-up longer than
+    the history, symbols without common bars, a SQL strategy without rows for them): such a run
+    could never trade, and storing it would pass for a real result."""
+    s = loaded.start
+    if strat.source == "sql":
+        if np.isnan(target[s:]).all():
+            raise InputError(f"signals.{strat.name} has no target for {', '.join(loaded.market.symbols)} "
+                             f"({loaded.interval}) on any bar of the run")
+    elif np.isnan(signal[s:]).all():
+        raise InputError(f"strategy `{strat.name}` has no signal on any of the {loaded.market.shape[0] - s} bar(s) "
+                         f"of the run ({loaded.market.shape[0]} with history): its warm-up needs more history"
+                         + (", or the symbols share too few bars" if strat.panel else "")
+                         + "; widen [--start, --end] or shorten the windows")
+
+
 def targets_for(loaded: Loaded, strategy: str, params: dict[str, Any], direction: str,
                 risk: RiskParams | None = None, periods_per_year: float = 252.0, con: Any = None) -> np.ndarray:
     """(n, m) portfolio target weights: the strategy's targets through the risk manager."""
@@ -156,7 +172,11 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
     loaded = load_market(con, list(spec.symbols), spec.interval, start=spec.start, end=spec.end,
                          outliers=spec.outliers, inputs=inputs)
     ppy = _ppy(spec, loaded)
+    if loaded.market.shape[0] - loaded.start < 2:
+        raise InputError(f"the run has {loaded.market.shape[0] - loaded.start} bar(s) in [--start, --end]: "
+                         "a backtest needs at least 2")
     signal, direction_target = strategy_signals(con, strat, loaded, params, spec.direction)
+    _check_defined(strat, signal, direction_target, loaded)
     target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged,
                         periods_per_year=ppy, first=loaded.start, strategy=strat.name)
     result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=direction_target)

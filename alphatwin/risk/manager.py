@@ -258,6 +258,10 @@ def apply_risk(target: np.ndarray, close: np.ndarray, risk: RiskParams, *, panel
     d = _carry(np.asarray(target, dtype=np.float64))
     size = _sizes(d, close, risk, periods_per_year, first)
     alloc = np.ones_like(d) if panel else _allocation(close, risk, first)
+    if not panel and risk.allocation != "equal" and d.shape[1] > 1 and not alloc[first:].any():
+        raise InputError(f"`--allocation {risk.allocation}` has no estimate on any bar of the run: the symbols "
+                         f"need {risk.alloc_window + 1} bars in common (they have "
+                         f"{int((~np.isnan(close).any(axis=1)).sum())}); lower `--alloc-window` or widen the run")
     w = apply_caps(d * size * alloc, risk, hedged=hedged)
     # no new target where a symbol has no bar: the engine keeps its active one (as without caps)
     return np.where(np.isnan(close), np.nan, w)

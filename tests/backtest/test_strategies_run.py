@@ -247,3 +247,17 @@ def test_a_position_cap_keeps_the_pairs_hedge_ratio(wh):
     assert both.sum() > 5 and (np.abs(np.nan_to_num(free[both])) > 0.5).any()
     assert np.nanmax(np.abs(capped)) <= 0.5 + 1e-12
     np.testing.assert_allclose(capped[both, 1] / capped[both, 0], free[both, 1] / free[both, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("spec, message", [
+    (RunSpec("ml_gbm", SYMBOLS[:1]), "has no signal on any of the"),  # min_train 252 > 240 bars
+    (RunSpec("sma_cross", SYMBOLS[:1], {"fast": 50, "slow": 300}), "has no signal on any of the"),
+    (RunSpec("sma_cross", SYMBOLS[:2], {"fast": 5, "slow": 20},
+             risk=RiskParams(allocation="risk_parity", alloc_window=400)), "has no estimate on any bar"),
+])
+def test_a_run_that_could_never_trade_is_an_error_and_writes_nothing(wh, spec, message):
+    with catalog.connect(wh) as con:
+        before = con.execute("SELECT count(*) FROM backtest.runs").fetchall()[0][0]
+        with pytest.raises(InputError, match=message):
+            run_backtest(con, spec)
+        assert con.execute("SELECT count(*) FROM backtest.runs").fetchall()[0][0] == before
