@@ -6,7 +6,9 @@ Wilder's directional movement, exactly as TA-Lib's ``PLUS_DI``, ``MINUS_DI`` and
 
 - +DM_t = H_t - H_{t-1} when that up move is positive and larger than the down move
   L_{t-1} - L_t (else 0); -DM_t likewise for the down move; TR_t = max(H_t - L_t,
-  |H_t - C_{t-1}|, |L_t - C_{t-1}|).
+  |H_t - C_{t-1}|, |L_t - C_{t-1}|). Up and down moves equal to 1e-12 relative count as a tie
+  (both 0), so a raw tie stays a tie on backward-adjusted prices whatever later corporate actions
+  did to their last digits (TA-Lib compares exactly; the two differ only on such near-ties).
 - +DM, -DM and TR are summed over bars 1 .. period-1, then smoothed from bar ``period`` on by
   ``s = s - s / period + new``; +DI = 100 * +DM / TR, -DI = 100 * -DM / TR (both 0 where TR is 0).
 - DX = 100 * |+DI - -DI| / (+DI + -DI); ADX = the mean of the first ``period`` DX (bar

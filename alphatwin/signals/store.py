@@ -39,7 +39,9 @@ def write_signals(con: Any, strat: Strategy, loaded: Any, params: dict[str, Any]
     """Replace the stored signals of (strategy, params, direction) for the run's symbols and
     interval with these; returns the rows written. Call it inside the run's transaction
     (:func:`alphatwin.backtest.store.write_run` ``also=``)."""
-    key = json.dumps({**params, "direction": direction}, sort_keys=True)
+    # a panel strategy's rows depend on the whole universe: the universe is part of the key
+    universe = {"universe": list(loaded.market.symbols)} if strat.panel else {}
+    key = json.dumps({**params, "direction": direction, **universe}, sort_keys=True)
     symbols = list(loaded.market.symbols)
     ts = loaded.ts
     has_row = ~np.isnan(loaded.signal_close)

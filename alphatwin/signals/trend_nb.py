@@ -26,9 +26,13 @@ def _true_range(h: float, lo: float, prev_c: float) -> float:
 @njit(cache=True, error_model="numpy")
 def _directional_moves(high: np.ndarray, low: np.ndarray, t: int) -> tuple[float, float]:
     """(+DM, -DM) of bar t: the larger of the up move of the high and the down move of the low,
-    when positive; the other one 0 (both 0 on a tie)."""
+    when positive; the other one 0 (both 0 on a tie). A tie is equality to 1e-12 relative: on
+    backward-adjusted prices a raw tie (up == down) can come out a few ulps apart depending on
+    later corporate actions, and TA-Lib's exact comparison would then flip with them."""
     up = high[t] - high[t - 1]
     down = low[t - 1] - low[t]
+    if abs(up - down) <= 1e-12 * max(abs(up), abs(down)):
+        return 0.0, 0.0
     if down > 0.0 and up < down:
         return 0.0, down
     if up > 0.0 and up > down:

@@ -68,7 +68,8 @@ def test_strategy_runs_and_stores_its_signals(wh, name):
                          "WHERE run_id = ? ORDER BY symbol, ts", params=[run.run_id]).pl()
     n_rows = int((~np.isnan(run.loaded.signal_close)).sum())
     assert stored.height == n_rows
-    assert json.loads(stored["params"][0]) == {**run.run["params"], "direction": "both"}
+    universe = {"universe": list(symbols)} if strat.panel else {}  # panel rows depend on the universe
+    assert json.loads(stored["params"][0]) == {**run.run["params"], "direction": "both", **universe}
     # the stored targets are the strategy's, row for row
     for j, symbol in enumerate(symbols):
         part = stored.filter(pl.col("symbol") == symbol)
