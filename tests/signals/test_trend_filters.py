@@ -304,3 +304,20 @@ def test_compute_checks_its_inputs():
         slope_trend.compute(close, window=0)
     with pytest.raises(InputError, match="`close` must be positive"):
         slope_trend.compute(np.r_[close, 0.0])
+
+
+def test_adx_trend_ties_survive_backward_adjustment():
+    """Raw ties (up move == down move) made of whole cents stay ties after multiplying by an
+    adjustment factor that breaks them in the last bits (regression: targets flipped)."""
+    from alphatwin.signals import adx_trend
+
+    rng = np.random.default_rng(5)
+    n = 400
+    mid = 100 + np.cumsum(rng.integers(-3, 4, n)) * 0.59
+    spread = rng.integers(1, 4, n) * 0.59
+    high, low = mid + spread, mid - spread  # many exact up == down ties on a 0.59 grid
+    base = adx_trend.targets(high, low, mid, period=5, threshold=10.0, direction="both")
+    for factor in (0.37, 1 / 7, 3.0, 0.9731):
+        scaled = adx_trend.targets(high * factor, low * factor, mid * factor, period=5, threshold=10.0,
+                                   direction="both")
+        assert np.array_equal(scaled, base), factor
