@@ -169,6 +169,8 @@ def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
     if "risk" in data:
         from alphatwin.risk.manager import check_risk_settings
 
+        if not isinstance(data["risk"], dict):
+            raise ConfigError(f"{where}: [risk] must be a table of settings, got {data['risk']!r}")
         risk = dict(data["risk"])
         try:  # validate now, so a bad key fails at load with the file's name
             check_risk_settings(risk)

@@ -17,6 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,7 @@ class RunSpec:
     periods_per_year: float | None = None  #: None: from the interval and the calendars
     outliers: str = "jumps"  #: bars flagged as outliers: jumps, untradable, trade or fail
     risk: RiskParams = field(default_factory=RiskParams)
+    sql_root: Path | None = None  #: where sql/signals/*.sql strategies live (None: the default sql/)
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def _py_ts(value: np.datetime64) -> dt.datetime:
 def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: bool = True) -> BacktestRun:
     """Run ``spec`` on the warehouse behind ``con`` and (unless ``save=False``) store it."""
     began = time.perf_counter()
-    strat = get_strategy(spec.strategy)
+    strat = get_strategy(spec.strategy, spec.sql_root)
     strat.check_symbols(len(spec.symbols))
     strat.check_stops(spec.sim.stops.any)
     params = strat.resolve(spec.params)
@@ -177,7 +179,7 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
                          "a backtest needs at least 2")
     signal, direction_target = strategy_signals(con, strat, loaded, params, spec.direction)
     _check_defined(strat, signal, direction_target, loaded)
-    target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged,
+    target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged, strict=True,
                         periods_per_year=ppy, first=loaded.start, strategy=strat.name)
     result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=direction_target)
     metrics = _metrics(result, loaded, spec, ppy)
@@ -297,7 +299,7 @@ def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: s
     other strategy (and sma_cross with risk rules) runs the full backtest per combination.
     ``progress(n, total=None)`` is told the number of combinations, then each one done."""
     began = time.perf_counter()
-    strat = get_strategy(spec.strategy)
+    strat = get_strategy(spec.strategy, spec.sql_root)
     if strat.source == "sql":
         raise InputError(f"`{spec.strategy}` is a SQL strategy without parameters: backtest it instead")
     names = {p.name for p in strat.params}

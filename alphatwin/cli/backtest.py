@@ -186,7 +186,8 @@ def _build_spec(strategy: str, names: tuple[str, ...], params: dict[str, int], k
     return RunSpec(strategy=strategy, symbols=names, params=params, direction=kw["direction"],
                    interval=kw["interval"], start=parse_when(kw["start"], "--start"),
                    end=parse_when(kw["end"], "--end"), sim=sim, risk_free=kw["risk_free"],
-                   periods_per_year=kw["periods_per_year"], outliers=kw["outliers"], risk=risk)
+                   periods_per_year=kw["periods_per_year"], outliers=kw["outliers"], risk=risk,
+                   sql_root=kw.get("sql_root"))
 
 
 def _command_line() -> str:
@@ -255,7 +256,11 @@ def _options(scope: dict[str, Any]) -> dict[str, Any]:
             "stop_loss", "take_profit", "trailing_stop", "leverage", "whole_units", "rebalance_every",
             "risk_free", "periods_per_year", "outliers") + RISK_FLAGS
     out = {k: scope[k] for k in keys}
-    out["risk_config"] = dict(state(scope["ctx"]).settings.risk)
+    settings = state(scope["ctx"]).settings
+    out["risk_config"] = dict(settings.risk)
+    from alphatwin.models.registry import default_sql_root
+
+    out["sql_root"] = default_sql_root(settings.config_file)  # the same sql/ as `alphatwin build`
     return out
 
 

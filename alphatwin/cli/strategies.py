@@ -23,10 +23,11 @@ def strategies_command(
     """
     import polars as pl
 
+    from alphatwin.models.registry import default_sql_root
     from alphatwin.signals.base import all_strategies
 
     rows = []
-    for name, s in all_strategies().items():
+    for name, s in all_strategies(default_sql_root(state(ctx).settings.config_file)).items():
         rows.append({
             "name": name, "family": s.family, "source": s.source, "shape": "panel" if s.panel else "series",
             "symbols": (f"{s.min_symbols}" if s.max_symbols == s.min_symbols

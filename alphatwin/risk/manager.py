@@ -46,13 +46,14 @@ def _pos(name: str, value: float, *, allow_inf: bool = False) -> float:
     return value
 
 
+#: Largest window or schedule (bars): far beyond any history, small enough for NumPy's integers.
+MAX_BARS = 100_000_000
+
+
 def _int(name: str, value: Any, low: int) -> int:
-    try:
-        ok = not isinstance(value, bool) and int(value) == value and value >= low
-    except (TypeError, ValueError, OverflowError):  # NaN, inf, a string, None
-        ok = False
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and low <= value <= MAX_BARS
     if not ok:
-        raise InputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        raise InputError(f"`{name}` must be an integer in [{low}, {MAX_BARS:,}], got {value!r}")
     return int(value)
 
 
@@ -248,17 +249,19 @@ def _carry(target: np.ndarray) -> np.ndarray:
 
 
 def apply_risk(target: np.ndarray, close: np.ndarray, risk: RiskParams, *, panel: bool,
-               periods_per_year: float, first: int = 0, strategy: str = "", hedged: bool = False) -> np.ndarray:
+               periods_per_year: float, first: int = 0, strategy: str = "", hedged: bool = False,
+               strict: bool = False) -> np.ndarray:
     """(n, m) portfolio weights from strategy ``target`` (directions, or a panel strategy's
     weights) and the backward-adjusted ``close`` (NaN where a symbol has no bar). ``first`` is
-    the first bar of the run (the rebalancing schedule starts there)."""
+    the first bar of the run (the rebalancing schedule starts there). ``strict``: InputError when
+    the allocation has no estimate on any bar of the run (a backtest that could never trade)."""
     if panel and (risk.sizing not in ("none", "fixed") or risk.allocation != "equal"):
         raise InputError(f"strategy `{strategy}` sets its own portfolio weights: use `--sizing none` or "
                          f"`fixed` and `--allocation equal` with it (got {risk.sizing}, {risk.allocation})")
     d = _carry(np.asarray(target, dtype=np.float64))
     size = _sizes(d, close, risk, periods_per_year, first)
     alloc = np.ones_like(d) if panel else _allocation(close, risk, first)
-    if not panel and risk.allocation != "equal" and d.shape[1] > 1 and not alloc[first:].any():
+    if strict and not panel and risk.allocation != "equal" and d.shape[1] > 1 and not alloc[first:].any():
         raise InputError(f"`--allocation {risk.allocation}` has no estimate on any bar of the run: the symbols "
                          f"need {risk.alloc_window + 1} bars in common (they have "
                          f"{int((~np.isnan(close).any(axis=1)).sum())}); lower `--alloc-window` or widen the run")

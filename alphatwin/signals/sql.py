@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import polars as pl
 
@@ -66,10 +67,14 @@ def sql_targets(con: Any, name: str, interval: str, symbols: list[str], ts: np.n
         raise InputError(f"sql/signals/{name}.sql must yield {', '.join(REQUIRED_COLUMNS)}; "
                          f"signals.{name} lacks {', '.join(missing)}")
     signal = "signal::DOUBLE" if "signal" in cols else "NULL::DOUBLE"
-    frame = con.sql(
-        f'SELECT symbol, ts, {signal} AS signal, target::DOUBLE AS target FROM signals."{name}" '
-        f"WHERE interval = ? AND symbol IN ({', '.join('?' for _ in symbols)}) ORDER BY symbol, ts",
-        params=[interval, *symbols]).pl()
+    try:
+        frame = con.sql(
+            f'SELECT symbol, ts, {signal} AS signal, target::DOUBLE AS target FROM signals."{name}" '
+            f"WHERE interval = ? AND symbol IN ({', '.join('?' for _ in symbols)}) ORDER BY symbol, ts",
+            params=[interval, *symbols]).pl()
+    except duckdb.Error as exc:  # e.g. a text target that is not a number
+        first = str(exc).splitlines()[0]
+        raise InputError(f"signals.{name}: `target` and `signal` must be numbers ({first})") from None
     n, m = ts.shape[0], len(symbols)
     sig = np.full((n, m), np.nan)
     tgt = np.full((n, m), np.nan)

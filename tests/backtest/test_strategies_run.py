@@ -194,6 +194,9 @@ def test_cli_risk_flags_and_toml_defaults(wh, tmp_path):
     config.write_text('[risk]\nsizing = "fixed"\nbogus = 1\n')
     bad = runner.invoke(app, ["--config", str(config), *base])
     assert bad.exit_code != 0 and "[risk]" in bad.stderr and "bogus" in bad.stderr
+    config.write_text("risk = 5\n")
+    bad = runner.invoke(app, ["--config", str(config), *base])
+    assert bad.exit_code != 0 and "[risk] must be a table" in bad.stderr and "bug" not in bad.stderr
 
 
 def test_cli_strategies_lists_the_registry(wh):
@@ -262,3 +265,18 @@ def test_a_run_that_could_never_trade_is_an_error_and_writes_nothing(wh, spec, m
         with pytest.raises(InputError, match=message):
             run_backtest(con, spec)
         assert con.execute("SELECT count(*) FROM backtest.runs").fetchall()[0][0] == before
+
+
+def test_sql_strategies_are_found_beside_the_config_file(wh, tmp_path):
+    project = tmp_path / "proj"
+    (project / "sql" / "signals").mkdir(parents=True)
+    (project / "sql" / "signals" / "half.sql").write_text(
+        "-- half: half long always\nSELECT symbol, interval, ts, 0.5 AS target FROM clean.bars\n")
+    (project / "alphatwin.toml").write_text("")
+    result = CliRunner().invoke(app, ["--config", str(project / "alphatwin.toml"), "--warehouse", str(wh.root),
+                                      "strategies", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "half" in {row["name"] for row in json.loads(result.stdout)}
+    bt = CliRunner().invoke(app, ["--config", str(project / "alphatwin.toml"), "--warehouse", str(wh.root),
+                                  "backtest", "half", "--symbols", "SYN00001", "--no-save"])
+    assert bt.exit_code != 0 and "signals.half is not built yet" in bt.stderr  # found, not "unknown"
