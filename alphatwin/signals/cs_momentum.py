@@ -9,8 +9,10 @@ weights.
 
 - Score of symbol j at row t: R = c[t - skip] / c[t - lookback] - 1, where c[r] is the
   symbol's last close at or before row r (a missing row is a gap, not a hole in the lookback),
-  counted in rows of the union timeline. A symbol has a score on row t when it has a bar at t
-  and a close at or before row ``t - lookback``.
+  counted in rows of the union timeline. A symbol has a score on row t when it has a bar on one
+  of the last ``RECENT_ROWS`` (5) rows (t included: an exchange holiday or a weekend of a mixed
+  24/7 universe does not drop a symbol from a ranking; one that stopped trading drops out) and a
+  close at or before row ``t - lookback``.
 - Rebalance rows: t0, the first row where at least 2 symbols have a score, then t0 +
   ``rebalance``, t0 + 2 ``rebalance`` ... On each, the n symbols with a score are ranked by
   R (highest first; equal scores ranked by column order, the earlier column higher) and the
@@ -53,6 +55,9 @@ from alphatwin.errors import InputError
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
 from alphatwin.signals.trend_nb import cs_weights_nb, lagged_ratio_nb
 
+#: A symbol whose last bar is within this many rows (t included) is still ranked.
+RECENT_ROWS = 5
+
 __all__ = ["STRATEGY", "compute", "targets"]
 
 
@@ -73,7 +78,7 @@ def compute(close: np.ndarray, *, lookback: int = 252, skip: int = 21, quantile:
     p = STRATEGY.resolve({"lookback": lookback, "skip": skip, "quantile": quantile, "rebalance": rebalance})
     lookback, skip, quantile, rebalance = p["lookback"], p["skip"], p["quantile"], p["rebalance"]
     close = _close(close)
-    ratio = lagged_ratio_nb(close, lookback, skip)
+    ratio = lagged_ratio_nb(close, lookback, skip, RECENT_ROWS)
     leg = 0.5 if long_ and short else 1.0
     weights = cs_weights_nb(ratio, ~np.isnan(close), rebalance, float(quantile),
                             leg if long_ else 0.0, leg if short else 0.0)

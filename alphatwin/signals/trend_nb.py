@@ -183,20 +183,24 @@ def obv_gap_1d_nb(obv: np.ndarray, volume: np.ndarray, window: int) -> np.ndarra
 
 
 @njit(cache=True, error_model="numpy")
-def lagged_ratio_nb(close: np.ndarray, lookback: int, skip: int) -> np.ndarray:
+def lagged_ratio_nb(close: np.ndarray, lookback: int, skip: int, recent: int) -> np.ndarray:
     """(bars x symbols) ``c[t - skip] / c[t - lookback]`` where ``c[r]`` is the symbol's last
-    close at or before row r (NaN closes are gaps); NaN where the symbol has no bar at t or no
-    close at or before ``t - lookback``. Row t reads rows <= t."""
+    close at or before row r (NaN closes are gaps); NaN where the symbol's last bar is more than
+    ``recent - 1`` rows before t (a holiday or a weekend of the union timeline keeps its score; a
+    symbol that stopped trading loses it) or it has no close at or before ``t - lookback``.
+    Row t reads rows <= t."""
     n, m = close.shape
     out = np.full((n, m), np.nan)
     last = np.full((n, m), np.nan)
     for j in range(m):
         prev = np.nan
+        seen = -recent
         for t in range(n):
             if not np.isnan(close[t, j]):
                 prev = close[t, j]
+                seen = t
             last[t, j] = prev
-            if t >= lookback and not np.isnan(close[t, j]):
+            if t >= lookback and t - seen < recent:
                 out[t, j] = last[t - skip, j] / last[t - lookback, j]
     return out
 
@@ -224,7 +228,7 @@ def _rank_weights(score: np.ndarray, quantile: float, long_w: float, short_w: fl
 def cs_weights_nb(score: np.ndarray, has_bar: np.ndarray, rebalance: int, quantile: float,
                   long_w: float, short_w: float) -> np.ndarray:
     """(bars x symbols) cross-sectional weights: rebalanced on row t0 (the first row where at
-    least 2 symbols have a bar and a finite score) and every ``rebalance`` rows after it
+    least 2 symbols have a finite score) and every ``rebalance`` rows after it
     (:func:`_rank_weights` over those symbols; flat when fewer than 2), held in between; 0
     before t0; NaN wherever ``has_bar`` is False. Row t reads rows <= t."""
     n, m = score.shape
@@ -232,7 +236,7 @@ def cs_weights_nb(score: np.ndarray, has_bar: np.ndarray, rebalance: int, quanti
     held = np.zeros(m)
     t0 = -1
     for t in range(n):
-        row = np.where(has_bar[t], score[t], np.nan)
+        row = score[t]  # a symbol without a bar at t but a recent one is ranked too
         if t0 < 0 and np.sum(~np.isnan(row)) >= 2:
             t0 = t
         if t0 >= 0 and (t - t0) % rebalance == 0:

@@ -194,8 +194,7 @@ def test_cs_momentum_weights_by_hand(quantile, direction, rows):
 def test_cs_momentum_signal_by_hand():
     sig = cs_momentum.compute(universe(), **HAND, quantile=0.2)[0]
     want = np.full((7, 5), np.nan)
-    want[2:] = RELATIVES[1:6] - 1.0
-    want[5, 4] = np.nan  # no bar
+    want[2:] = RELATIVES[1:6] - 1.0  # E has no bar on row 5 but a recent one: c[4] / c[3] - 1
     np.testing.assert_allclose(sig, want, atol=1e-15)
 
 
@@ -213,23 +212,31 @@ def test_cs_momentum_trades_in_the_engine():
 
 def test_cs_momentum_missing_and_late_symbols():
     # 3 symbols, lookback 1, skip 0, rebalance 2, q 0.5 (k = 1): t0 = 1, rebalances 1, 3, 5.
-    # On row 3 only A has a bar: one score, no ranking, flat until row 5. C is listed on row 4;
-    # on row 5 B's score reads its last close at or before row 4 (9, from row 4 itself)
+    # On row 3 only A has a bar, but B's last bar (row 2) is recent: B is ranked with
+    # c[3] / c[2] = 8 / 8 = 1 above A's 11 / 12; B's new weight waits for its next bar (row 4).
+    # C is listed on row 4; on row 5 B's score reads its last close at or before row 4 (9).
     close = np.array([
         [10.0, 10, np.nan],
         [11, 9, np.nan],          # t0: A 1.1 > B 0.9
         [12, 8, np.nan],
-        [11, np.nan, np.nan],     # one score: flat
+        [11, np.nan, np.nan],     # B 1.0 > A 0.917 (B ranked from its last close)
         [12, 9, 5],
         [13, 10, 6],              # C 1.2 > B 1.11 > A 1.083
         [12, 11, 7],
     ])
     got = cs_momentum.targets(close, lookback=1, skip=0, quantile=0.5, rebalance=2, direction="both")
     want = np.array([
-        [0, 0, np.nan], [0.5, -0.5, np.nan], [0.5, -0.5, np.nan], [0, np.nan, np.nan],
-        [0, 0, 0], [-0.5, 0, 0.5], [-0.5, 0, 0.5],
+        [0, 0, np.nan], [0.5, -0.5, np.nan], [0.5, -0.5, np.nan], [-0.5, np.nan, np.nan],
+        [-0.5, 0.5, 0], [-0.5, 0, 0.5], [-0.5, 0, 0.5],
     ])
     assert same(got, want)
+
+
+def test_cs_momentum_drops_a_symbol_that_stopped_trading():
+    # B's last bar is row 1; from row 6 (5 rows later) it has no score and is not ranked
+    close = np.array([[10.0, 10, 10], [11, 9, 10]] + [[10.0 + k, np.nan, 10 - 0.1 * k] for k in range(2, 9)])
+    sig = cs_momentum.compute(close, lookback=1, skip=0, quantile=0.5, rebalance=1, direction="both")[0]
+    assert not np.isnan(sig[5, 1]) and np.isnan(sig[6:, 1]).all()
 
 
 def test_cs_momentum_leg_size_survives_rounding():
@@ -299,11 +306,12 @@ def test_cs_momentum_weight_sums_and_direction(seed):
 
 
 def test_cs_weights_kernel_on_a_tie_and_a_gap():
+    # row 2: B has no bar but a score (a recent bar): ranked on top, its weight shown as NaN
     score = np.array([[np.nan, np.nan, np.nan], [2.0, 2.0, 2.0], [1.0, 3.0, 2.0]])
     has_bar = np.array([[True, True, True], [True, True, True], [True, False, True]])
     w = cs_weights_nb(score, has_bar, 1, 0.5, 0.5, 0.5)
-    assert same(w, np.array([[0, 0, 0], [0.5, 0, -0.5], [-0.5, np.nan, 0.5]]))
-    ratio = lagged_ratio_nb(np.array([[1.0], [np.nan], [4.0]]), 2, 1)
+    assert same(w, np.array([[0, 0, 0], [0.5, 0, -0.5], [-0.5, np.nan, 0]]))
+    ratio = lagged_ratio_nb(np.array([[1.0], [np.nan], [4.0]]), 2, 1, 5)
     assert same(ratio[:, 0], np.array([np.nan, np.nan, 1.0]))  # c[1] is the close of row 0
 
 
