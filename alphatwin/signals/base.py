@@ -34,7 +34,7 @@ import numpy as np
 from alphatwin.errors import InputError
 
 __all__ = ["DIRECTIONS", "BAR_INPUTS", "Param", "Strategy", "STRATEGIES", "get_strategy", "register",
-           "direction_flags", "apply_direction", "all_strategies"]
+           "direction_flags", "apply_direction", "all_strategies", "fast_below_slow"]
 
 #: ``direction`` values every strategy takes.
 DIRECTIONS = ("long", "short", "both")
@@ -181,6 +181,13 @@ def get_strategy(name: str, sql_root: Any = None) -> Strategy:
     if name not in known:
         raise InputError(f"unknown strategy {name!r}; known: {', '.join(known)}")
     return known[name]
+
+
+def fast_below_slow(params: Mapping[str, Any]) -> str | None:
+    """The rule of every two-average strategy (``validate=``): ``fast`` < ``slow``."""
+    if params["fast"] >= params["slow"]:
+        return f"`fast` must be below `slow`, got fast={params['fast']} slow={params['slow']}"
+    return None
 
 
 def direction_flags(direction: str) -> tuple[bool, bool]:

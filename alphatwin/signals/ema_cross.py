@@ -12,11 +12,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from alphatwin.signals.base import Param, Strategy, direction_flags, register
+from alphatwin.signals.base import Param, Strategy, direction_flags, fast_below_slow, register
 from alphatwin.signals.nb import cross_target_nb, ema_1d_nb
 
 __all__ = ["STRATEGY", "compute", "targets"]
@@ -37,12 +35,6 @@ def targets(close: np.ndarray, *, fast: int = 12, slow: int = 26, direction: str
     return compute(close, fast=fast, slow=slow, direction=direction)[1]
 
 
-def _validate(params: Mapping[str, int]) -> str | None:
-    if params["fast"] >= params["slow"]:
-        return f"`fast` must be below `slow`, got fast={params['fast']} slow={params['slow']}"
-    return None
-
-
 STRATEGY = register(Strategy(
     name="ema_cross",
     summary="long while EMA(fast) > EMA(slow), flat otherwise (short below with direction short/both)",
@@ -51,5 +43,5 @@ STRATEGY = register(Strategy(
     compute=compute,
     signal_doc="EMA(fast) / EMA(slow) - 1",
     family="trend",
-    validate=_validate,
+    validate=fast_below_slow,
 ))

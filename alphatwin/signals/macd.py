@@ -13,11 +13,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from alphatwin.signals.base import Param, Strategy, direction_flags, register
+from alphatwin.signals.base import Param, Strategy, direction_flags, fast_below_slow, register
 from alphatwin.signals.nb import cross_target_nb, macd_1d_nb
 
 __all__ = ["STRATEGY", "compute", "targets"]
@@ -39,12 +37,6 @@ def targets(close: np.ndarray, *, fast: int = 12, slow: int = 26, signal: int = 
     return compute(close, fast=fast, slow=slow, signal=signal, direction=direction)[1]
 
 
-def _validate(params: Mapping[str, int]) -> str | None:
-    if params["fast"] >= params["slow"]:
-        return f"`fast` must be below `slow`, got fast={params['fast']} slow={params['slow']}"
-    return None
-
-
 STRATEGY = register(Strategy(
     name="macd",
     summary="long while the MACD line > its signal line, flat otherwise (short below with direction short/both)",
@@ -54,5 +46,5 @@ STRATEGY = register(Strategy(
     compute=compute,
     signal_doc="MACD line - signal line (histogram)",
     family="trend",
-    validate=_validate,
+    validate=fast_below_slow,
 ))

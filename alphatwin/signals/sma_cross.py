@@ -11,11 +11,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from alphatwin.signals.base import Param, Strategy, direction_flags, register
+from alphatwin.signals.base import Param, Strategy, direction_flags, fast_below_slow, register
 from alphatwin.signals.nb import cross_target_nb, sma_1d_nb
 
 __all__ = ["STRATEGY", "compute", "targets"]
@@ -36,12 +34,6 @@ def targets(close: np.ndarray, *, fast: int = 10, slow: int = 30, direction: str
     return compute(close, fast=fast, slow=slow, direction=direction)[1]
 
 
-def _validate(params: Mapping[str, int]) -> str | None:
-    if params["fast"] >= params["slow"]:
-        return f"`fast` must be below `slow`, got fast={params['fast']} slow={params['slow']}"
-    return None
-
-
 STRATEGY = register(Strategy(
     name="sma_cross",
     summary="long while SMA(fast) > SMA(slow), flat otherwise (short below with direction short/both)",
@@ -50,5 +42,5 @@ STRATEGY = register(Strategy(
     compute=compute,
     signal_doc="SMA(fast) / SMA(slow) - 1",
     family="trend",
-    validate=_validate,
+    validate=fast_below_slow,
 ))
