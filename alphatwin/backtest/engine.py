@@ -131,5 +131,5 @@ def simulate(market: Market, target: np.ndarray, params: SimParams | None = None
         params.target_kind == "units", bool(params.whole_units), int(params.rebalance_every),
         cost_vector(params), fills, trades)
     return SimResult(equity=equity, cash=cash, units=units, marks=marks, fees=bar_cost[:, 0],
-                     slippage=bar_cost[:, 1], impact=bar_cost[:, 2], risk_scale=risk_scale, fills=fills[:n_fills].copy(),
-                     trades=trades[:n_trades].copy())
+                     slippage=bar_cost[:, 1], impact=bar_cost[:, 2], risk_scale=risk_scale,
+                     fills=fills[:n_fills].copy(), trades=trades[:n_trades].copy())

@@ -120,13 +120,19 @@ def _check_defined(strat: Strategy, signal: np.ndarray, target: np.ndarray, load
                          + "; widen [--start, --end] or shorten the windows")
 
 
+def _weights(strat: Strategy, target: np.ndarray, loaded: Loaded, risk: RiskParams, ppy: float, *,
+             strict: bool = False) -> np.ndarray:
+    """The risk manager on the strategy's targets: (n, m) portfolio weights for the engine."""
+    return apply_risk(target, loaded.signal_close, risk, panel=strat.panel, hedged=strat.hedged, strict=strict,
+                      periods_per_year=ppy, first=loaded.start, strategy=strat.name)
+
+
 def targets_for(loaded: Loaded, strategy: str, params: dict[str, Any], direction: str,
                 risk: RiskParams | None = None, periods_per_year: float = 252.0, con: Any = None) -> np.ndarray:
     """(n, m) portfolio target weights: the strategy's targets through the risk manager."""
     strat = get_strategy(strategy)
     _, tgt = strategy_signals(con, strat, loaded, params, direction)
-    return apply_risk(tgt, loaded.signal_close, risk or RiskParams(), panel=strat.panel, hedged=strat.hedged,
-                      periods_per_year=periods_per_year, first=loaded.start, strategy=strategy)
+    return _weights(strat, tgt, loaded, risk or RiskParams(), periods_per_year)
 
 
 def _ppy(spec: RunSpec, loaded: Loaded) -> float:
@@ -179,8 +185,7 @@ def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: b
                          "a backtest needs at least 2")
     signal, direction_target = strategy_signals(con, strat, loaded, params, spec.direction)
     _check_defined(strat, signal, direction_target, loaded)
-    target = apply_risk(direction_target, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged, strict=True,
-                        periods_per_year=ppy, first=loaded.start, strategy=strat.name)
+    target = _weights(strat, direction_target, loaded, spec.risk, ppy, strict=True)
     result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=direction_target)
     metrics = _metrics(result, loaded, spec, ppy)
     run_id = _run_id("bt")
@@ -380,8 +385,7 @@ def _sweep_each(con: Any, strat: Strategy, combos: list[dict[str, Any]], loaded:
     rows = []
     for params in combos:
         _, tgt = strategy_signals(con, strat, loaded, params, spec.direction)
-        target = apply_risk(tgt, loaded.signal_close, spec.risk, panel=strat.panel, hedged=strat.hedged, periods_per_year=ppy,
-                            first=loaded.start, strategy=strat.name)
+        target = _weights(strat, tgt, loaded, spec.risk, ppy)
         result = simulate(loaded.market, target, spec.sim, start=loaded.start, direction=tgt)
         m = _metrics(result, loaded, spec, ppy)
         rows.append({**{k: params[k] for k in params if k in ("fast", "slow")},
