@@ -9,5 +9,16 @@ The data flow, one package per stage::
     metrics/  Sharpe, Sortino, drawdowns, trades       -> reports/  data-quality report
     cli/      `alphatwin` drives all of them
 
-Start with ``alphatwin demo``; the docs site (``make docs``) explains each stage.
+Start with ``alphatwin demo``; the docs site (``make docs``) explains each stage. In Python,
+``alphatwin.open(path)`` returns a read-only handle on a warehouse (:mod:`alphatwin.api`).
 """
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:  # ``alphatwin.open`` without importing Polars at CLI start-up
+    if name == "open":
+        from alphatwin.api import open as open_
+
+        return open_
+    raise AttributeError(f"module 'alphatwin' has no attribute {name!r}")
