@@ -7,7 +7,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 export NO_MKDOCS_2_WARNING := 1
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test test-all docs bench clean env cli-docs quality-docs models-docs strategy-docs
+.PHONY: demo test test-all docs bench clean env cli-docs quality-docs models-docs catalog-docs strategy-docs
 
 env: .venv/.synced
 
@@ -50,6 +50,9 @@ quality-docs: env      ## regenerate the rules table in docs/quality.md from exp
 
 models-docs: env       ## regenerate the lineage and column lists in docs/models.md
 	.venv/bin/python docs/gen_models.py
+
+catalog-docs: env      ## regenerate docs/catalog.md (every table of the model DAG) from the registry and a built warehouse
+	.venv/bin/python docs/gen_catalog.py
 
 strategy-docs: env     ## regenerate docs/strategies/ from the strategy registry
 	.venv/bin/python docs/gen_strategies.py

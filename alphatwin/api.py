@@ -8,6 +8,7 @@
     wh.signals("rsi_reversion", "SYN00001")                            # what a strategy wanted
     run = wh.run(wh.runs()["run_id"][0])                               # a stored backtest
     run.metrics["sharpe"], run.equity, run.trades, run.chart()         # chart: Altair
+    run.chart("monthly_returns"), run.charts(), run.report("run.html") # the report's charts, the HTML report
 
 Every method reads; nothing here writes to the warehouse. ``sql`` goes through the same sandbox
 as ``alphatwin sql``; the other methods bind their arguments as query parameters.
@@ -16,7 +17,6 @@ as ``alphatwin sql``; the other methods bind their arguments as query parameters
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,19 +135,15 @@ class Warehouse:
         info = self._query("SELECT * FROM backtest.runs WHERE run_id = ?", [run_id])
         if info.height == 0:
             raise InputError(f"no backtest run {run_id!r} (wh.runs() lists them)")
-        row = info.row(0, named=True)
-        for key, value in row.items():  # JSON columns come back as text
-            if isinstance(value, str) and value[:1] in "{[":
-                try:
-                    row[key] = json.loads(value)
-                except ValueError:
-                    pass
+        from alphatwin.backtest.store import decode_run
+
+        row = decode_run(info.row(0, named=True))
         frames = {t: self._query(f"SELECT * EXCLUDE (run_id) FROM backtest.{t} WHERE run_id = ? ORDER BY {order}",
                                  [run_id])
                   for t, order in (("equity", "ts"), ("trades", "trade_no"), ("fills", "fill_no"),
                                    ("positions", "ts, symbol"))}
         metrics = dict(self._query("SELECT metric, value FROM backtest.metrics WHERE run_id = ?", [run_id]).iter_rows())
-        return Run(run_id=run_id, info=row, metrics=metrics, **frames)
+        return Run(run_id=run_id, info=row, metrics=metrics, paths=self.paths, **frames)
 
 
 @dataclass(frozen=True)
@@ -161,11 +157,51 @@ class Run:
     trades: pl.DataFrame
     fills: pl.DataFrame
     positions: pl.DataFrame
+    paths: WarehousePaths | None = None  #: the warehouse it was read from (for the report's charts)
 
-    def chart(self) -> Any:
-        """An interactive Altair chart (renders in Jupyter): equity above its drawdown, sharing
-        one zoomable time axis, with tooltips."""
+    def _report_data(self) -> Any:
+        from alphatwin.reports.backtest import collect_run
+
+        if self.paths is None:
+            raise InputError("this Run was not read from a warehouse (use alphatwin.open(path).run(run_id))")
+        with catalog.connect(self.paths, read_only=True) as con:
+            return collect_run(con, self.run_id)
+
+    def charts(self) -> dict[str, Any]:
+        """Every chart of the run's report as interactive Altair charts, by name: ``equity``,
+        ``drawdown``, ``exposure``, ``price``, ``monthly_returns``, ``rolling_sharpe``,
+        ``trade_pnl``, ``holding_periods`` (a sweep: ``sweep_heatmap``). A chart with nothing to
+        draw is left out.
+
+        Altair refuses to display more than 5,000 rows by default; this lifts that guard
+        (``alt.data_transformers.disable_max_rows()``) since runs are routinely longer."""
         import altair as alt
+
+        from alphatwin.reports._backtest_charts import chart_objects
+
+        alt.data_transformers.disable_max_rows()
+        return chart_objects(self._report_data())
+
+    def report(self, out: str | Path | None = None) -> Path:
+        """Write the run's HTML report (``alphatwin report``) and return its path; default
+        ``<warehouse>/reports/<run_id>.html``."""
+        from alphatwin.reports.backtest import write_backtest_report
+
+        if self.paths is None:
+            raise InputError("this Run was not read from a warehouse (use alphatwin.open(path).run(run_id))")
+        return write_backtest_report(self.paths, self.run_id, Path(out) if out is not None else None)
+
+    def chart(self, name: str | None = None) -> Any:
+        """An interactive Altair chart (renders in Jupyter). Without ``name``: equity above its
+        drawdown, sharing one zoomable time axis, with tooltips; with ``name``: that chart of
+        :meth:`charts` (e.g. ``run.chart("monthly_returns")``)."""
+        import altair as alt
+
+        if name is not None:
+            charts = self.charts()
+            if name not in charts:
+                raise InputError(f"no chart {name!r} for run {self.run_id}; it has {', '.join(charts)}")
+            return charts[name]
 
         # inline values: a long run has more bars than Altair's default 5,000-row guard allows
         rows = self.equity.select(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S"), "equity", "drawdown").to_dicts()

@@ -134,6 +134,19 @@ def ensure_schema(con: Any) -> None:
         con.execute(stmt)
 
 
+def decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``backtest.runs`` row with its JSON columns (params, calendars, validation, ...) decoded;
+    DuckDB returns them as text."""
+    out = dict(row)
+    for key, value in out.items():
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                pass
+    return out
+
+
 def json_value(value: Any) -> Any:
     """NaN -> None (JSON null), inf -> the string "inf"; NumPy scalars -> Python."""
     if hasattr(value, "item"):

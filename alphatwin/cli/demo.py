@@ -5,7 +5,7 @@ defects) into the lake, each batch validated by the Great Expectations gate (bad
 quarantined, outliers flagged), write the data-quality report, build the models (clean.bars,
 features.bars), query the warehouse, backtest ``sma_cross`` on the S&P 500 with costs and
 stops, and sweep its (fast, slow) grid; run the strategy library (SQL, mean reversion, cross-sectional
-momentum, trend filter, pairs, ML) through the risk manager. Each later stage (report) joins here as it lands.
+momentum, trend filter, pairs, ML) through the risk manager; write an HTML report of every run.
 """
 
 from __future__ import annotations
@@ -65,17 +65,17 @@ def demo_command(
     paths = st.paths
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
-    typer.secho("[1/7] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
+    typer.secho("[1/8] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
                 bold=True, err=True)
     run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
     synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
-    typer.secho("[2/7] data-quality report", bold=True, err=True)
+    typer.secho("[2/8] data-quality report", bold=True, err=True)
     from alphatwin.reports.quality import write_quality_report
 
     dq = write_quality_report(paths)
-    typer.secho("[3/7] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
+    typer.secho("[3/8] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
                 bold=True, err=True)
     from alphatwin.models.build import build
     from alphatwin.models.registry import default_sql_root
@@ -83,7 +83,7 @@ def demo_command(
     for run in build(paths, sql_root=default_sql_root(st.settings.config_file), settings=st.settings,
                      command=DEMO_COMMAND).runs:
         typer.echo(f"  {run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s", err=True)
-    typer.secho("[4/7] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
+    typer.secho("[4/8] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
     frame = run_query(
         paths,
         "SELECT a.symbol, a.source, count(*) AS bars, min(a.ts)::DATE AS first, max(a.ts)::DATE AS last, "
@@ -103,13 +103,22 @@ def demo_command(
     ), "table")
     bt_id, sw_id = _backtest_stage(paths)
     lib = _strategy_stage(paths, [f"SYN{i:05d}" for i in range(1, min(symbols, 12) + 1)])
+    typer.secho("[8/8] reports: the backtest, the sweep and the strategy library (HTML, open offline)",
+                bold=True, err=True)
+    from alphatwin.reports.backtest import write_backtest_report
+
+    reports = [write_backtest_report(paths, rid) for rid in (bt_id, sw_id, *lib)]
     typer.echo(f"\nwarehouse:           {paths.root}")
     typer.echo(f"data-quality report: {dq}")
+    typer.echo(f"backtest report:     {reports[0]}")
+    typer.echo(f"sweep report:        {reports[1]}")
+    typer.echo(f"strategy reports:    {reports[2].parent}/<run id>.html ({len(reports) - 2} more)")
     typer.echo(f"backtest run:        {bt_id} (backtest.runs / trades / fills / equity / positions / metrics)")
     typer.echo(f"sweep run:           {sw_id} (backtest.sweeps)")
     typer.echo(f"strategy runs:       {', '.join(lib)} (their signals: signals.<strategy>)")
     typer.echo(f"try: alphatwin --warehouse {paths.root} sql \"select * from meta.ingest_runs\"")
     typer.echo(f"     alphatwin --warehouse {paths.root} sql \"select * from backtest.trades where run_id = '{bt_id}'\"")
+    typer.echo(f"     alphatwin --warehouse {paths.root} report {bt_id} --export png,svg   (charts as images)")
     typer.echo(f"     duckdb {paths.db}   (the plain DuckDB CLI reads raw.bars too)")
 
 
@@ -124,7 +133,7 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
     from alphatwin.backtest.store import json_value
     from alphatwin.lake import catalog
 
-    typer.secho("[5/7] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
+    typer.secho("[5/8] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
                 "10% trailing stop", bold=True, err=True)
     sim = SimParams(costs=Costs(fees_bps=10, slippage_bps=5), stops=Stops(trailing_stop=0.10))
     spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), params={"fast": 50, "slow": 200}, sim=sim)
@@ -134,7 +143,7 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
             typer.secho(f"  warning: {line}", fg="yellow", err=True)
         keys = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades", "win_rate", "total_fees")
         typer.echo(json.dumps({"run_id": bt.run_id, **{k: json_value(bt.metrics[k]) for k in keys}}))
-        typer.secho("[6/7] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
+        typer.secho("[6/8] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
                     bold=True, err=True)
         sweep_spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), sim=SimParams(costs=Costs(fees_bps=10)))
         sw = run_sweep(con, sweep_spec, {"fast": list(range(2, 101)), "slow": list(range(3, 201))},
@@ -171,7 +180,7 @@ def _strategy_stage(paths: object, synth: list[str]) -> list[str]:
     from alphatwin.lake import catalog
     from alphatwin.risk.manager import RiskParams
 
-    typer.secho("[7/7] strategy library + risk manager (10 bps fees, next-open fills)", bold=True, err=True)
+    typer.secho("[7/8] strategy library + risk manager (10 bps fees, next-open fills)", bold=True, err=True)
     universes = {"index": ("^GSPC", "^IXIC"), "index1": ("^GSPC",), "synth": tuple(synth)}
     rows, ids = [], []
     with catalog.connect(paths, wait=60.0) as con:  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from alphatwin.cli import backtest, demo, ingest, init, models, quality, sql, status, strategies, validate
+from alphatwin.cli import backtest, demo, ingest, init, models, quality, report, sql, status, strategies, validate
 from alphatwin.cli.common import State
 from alphatwin.errors import AlphaTwinError
 
@@ -109,6 +109,7 @@ app.command("backtest")(backtest.backtest_command)
 app.command("sweep")(backtest.sweep_command)
 app.command("strategies")(strategies.strategies_command)
 app.command("pairs")(strategies.pairs_command)
+app.command("report")(report.report_command)
 app.command("demo")(demo.demo_command)
 
 

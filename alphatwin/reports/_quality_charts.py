@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from alphatwin.reports._html import values
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -18,20 +20,6 @@ WIDTH = 640
 BAR_STEP = 22  # pixels per bar in the horizontal bar charts
 SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#7f7f7f"}
 KIND_COLORS = {"quarantined": "#d62728", "flagged": "#ff7f0e"}
-
-
-def _values(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts for Vega: timestamps as UTC ISO strings, lists joined with commas."""
-    import polars as pl
-
-    exprs = []
-    for name, dtype in frame.schema.items():
-        if isinstance(dtype, pl.Datetime):
-            col = pl.col(name).dt.convert_time_zone("UTC") if dtype.time_zone else pl.col(name)
-            exprs.append(col.dt.to_string("%Y-%m-%dT%H:%M:%SZ").alias(name))
-        elif isinstance(dtype, pl.List):
-            exprs.append(pl.col(name).list.join(", ").alias(name))
-    return frame.with_columns(exprs).to_dicts()
 
 
 def _finish(chart: Any) -> dict[str, Any]:
@@ -64,7 +52,7 @@ def pass_rate_chart(pass_rate: pl.DataFrame) -> dict[str, Any] | None:
         return None
     frame = pass_rate.rename({"expectation_pass_rate": "expectations passed", "row_accept_rate": "rows accepted"})
     chart = (
-        alt.Chart(alt.Data(values=_values(frame)))
+        alt.Chart(alt.Data(values=values(frame)))
         .transform_fold(["expectations passed", "rows accepted"], as_=["measure", "share"])
         .mark_line(point=alt.OverlayMarkDef(size=60))
         .encode(
@@ -92,7 +80,7 @@ def expectations_chart(expectations: pl.DataFrame) -> dict[str, Any] | None:
     if expectations.is_empty():
         return None
     chart = (
-        alt.Chart(alt.Data(values=_values(expectations)))
+        alt.Chart(alt.Data(values=values(expectations)))
         .mark_bar()
         .encode(
             y=alt.Y("expectation:N", title="Expectation", sort="-x"),
@@ -118,7 +106,7 @@ def worst_symbols_chart(worst: pl.DataFrame) -> dict[str, Any] | None:
     if worst.is_empty():
         return None
     chart = (
-        alt.Chart(alt.Data(values=_values(worst)))
+        alt.Chart(alt.Data(values=values(worst)))
         .transform_fold(["quarantined", "flagged"], as_=["kind", "rows"])
         .mark_bar()
         .encode(
@@ -142,7 +130,7 @@ def reasons_chart(reasons: pl.DataFrame) -> dict[str, Any] | None:
     if reasons.is_empty():
         return None
     chart = (
-        alt.Chart(alt.Data(values=_values(reasons)))
+        alt.Chart(alt.Data(values=values(reasons)))
         .mark_bar()
         .encode(
             y=alt.Y("reason:N", title="Reason (failed expectation)", sort="-x"),

@@ -1,25 +1,24 @@
 """The data-quality report's HTML page: one Jinja2 template, cells formatted for people.
 
-The Vega, Vega-Lite and Vega-Embed scripts come from ``vl_convert.javascript_bundle`` and are
-inlined once per page; each chart's Vega-Lite spec sits in its own
-``<script type="application/json" data-chart="...">`` block, and one small script embeds them
-all. Nothing is fetched over the network, so the file opens offline.
+Charts are embedded as :mod:`alphatwin.reports._html` describes (Vega inlined once, so the
+file opens offline).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from alphatwin.reports._html import BASE_CSS, PAGE_SCRIPTS
 
 if TYPE_CHECKING:
     import polars as pl
 
     from alphatwin.reports.quality import QualityData
 
-__all__ = ["render_page", "vega_bundle"]
+
+__all__ = ["render_page"]
 
 RUNS_SHOWN = 100  # validation runs listed in the runs table
 
@@ -32,35 +31,17 @@ _TEMPLATE = """\
 <meta name="generator" content="alphatwin quality report">
 <title>Data quality: {{ scope }}</title>
 <style>
-  body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #222; background: #fafafa; }
-  main { max-width: 1180px; margin: 0 auto; padding: 1.5rem 2rem 3rem; }
-  header { border-bottom: 1px solid #ddd; margin-bottom: 1rem; }
-  h1 { margin: 0 0 .4rem; font-size: 1.6rem; }
-  h2 { margin-top: 2.2rem; font-size: 1.25rem; border-bottom: 1px solid #eee; padding-bottom: .2rem; }
-  .meta { color: #555; font-size: .9rem; margin: .15rem 0; }
+{{ base_css }}
   .meta code { background: #eee; padding: 0 .25rem; border-radius: 3px; }
-  nav a { margin-right: 1rem; font-size: .9rem; }
-  .cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
   .card { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .7rem 1rem; min-width: 9.5rem; }
-  .card .label { font-size: .8rem; color: #666; text-transform: uppercase; letter-spacing: .03em; }
-  .card .value { font-size: 1.5rem; font-weight: 600; margin: .15rem 0; }
-  .card .sub { font-size: .8rem; color: #666; }
   .card.bad .value { color: #c62828; } .card.warn .value { color: #e65100; } .card.good .value { color: #2e7d32; }
-  .chart { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .8rem; margin: .8rem 0; overflow-x: auto; }
   .notice { background: #fff8e1; border: 1px solid #ffe082; border-radius: 6px; padding: 1rem 1.2rem; }
-  .none { color: #666; font-style: italic; }
   .tablewrap { overflow-x: auto; max-height: 36rem; overflow-y: auto; border: 1px solid #ddd; border-radius: 6px; background: #fff; }
-  table { border-collapse: collapse; font-size: .82rem; width: 100%; }
-  th { position: sticky; top: 0; background: #f0f0f0; text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #ccc; white-space: nowrap; }
-  td { padding: .3rem .5rem; border-bottom: 1px solid #eee; vertical-align: top; }
-  td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
   td.time { white-space: nowrap; }
   td.long { max-width: 28rem; overflow-wrap: anywhere; }
   .badge { display: inline-block; padding: 0 .45rem; border-radius: 9px; font-size: .75rem; font-weight: 600; color: #fff; }
   .badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; }
   .badge.error { background: #6a1b9a; } .badge.incomplete { background: #757575; }
-  .caption { color: #666; font-size: .85rem; margin: .3rem 0 .6rem; }
-  footer { margin-top: 3rem; color: #777; font-size: .8rem; }
 </style>
 </head>
 <body>
@@ -120,27 +101,7 @@ _TEMPLATE = """\
 <footer>Written by <code>alphatwin quality report</code>; list quarantined rows in a terminal with
 <code>alphatwin quality quarantine --symbol SYMBOL</code>.</footer>
 </main>
-{% for id, spec in specs.items() %}
-<script type="application/json" data-chart="{{ id }}">{{ spec }}</script>{% endfor %}
-{% if specs %}
-<script>
-// Vega {{ versions.vega }}, Vega-Lite {{ versions.vegalite }}, Vega-Embed {{ versions.embed }} (inlined by vl-convert)
-{{ bundle }}
-</script>
-<script>
-(function () {
-  document.querySelectorAll('script[data-chart]').forEach(function (el) {
-    var spec = JSON.parse(el.textContent);
-    vegaEmbed('#' + el.dataset.chart, spec, {actions: false, renderer: 'svg'}).catch(function (err) {
-      document.getElementById(el.dataset.chart).textContent = 'Chart failed to render: ' + err;
-    });
-  });
-})();
-</script>
-{% endif %}
-</body>
-</html>
-"""
+""" + PAGE_SCRIPTS
 
 _MACROS = """\
 {% macro chart(id, empty_text) -%}
@@ -161,29 +122,6 @@ class _Table:
     rows: list[list[tuple[str, str]]]
     caption: str
     empty_text: str
-
-
-@functools.cache
-def vega_bundle() -> str:
-    """The Vega + Vega-Lite + Vega-Embed JavaScript bundle, safe to inline in a ``<script>``."""
-    import vl_convert
-
-    major, minor = _vegalite_version().split(".")[:2]
-    bundle = vl_convert.javascript_bundle(vl_version=f"v{major}_{minor}")
-    return bundle.replace("</script", "<\\/script")
-
-
-def _vegalite_version() -> str:
-    """The Vega-Lite version Altair writes specs for, e.g. ``6.4.1``."""
-    import altair as alt
-
-    return alt.SCHEMA_VERSION.lstrip("v")
-
-
-def _spec_json(spec: dict[str, Any]) -> str:
-    """A spec as JSON that cannot end its ``<script>`` element early."""
-    text = json.dumps(spec, separators=(",", ":"), default=str)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _cell(name: str, value: Any) -> tuple[str, str]:
@@ -269,17 +207,15 @@ def _cards(s: dict[str, Any]) -> list[dict[str, str]]:
 def render_page(data: QualityData) -> str:
     """The report for ``data`` as one self-contained HTML document."""
     import jinja2
-    import vl_convert
     from markupsafe import Markup
 
+    from alphatwin.reports._html import EMBED_SCRIPT, spec_json, vega_bundle, versions
     from alphatwin.reports._quality_charts import quality_charts
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
     template = env.from_string(_MACROS + _TEMPLATE)
     specs = {} if data.empty else {k: v for k, v in quality_charts(data).items() if v is not None}
-    versions = {"vega": vl_convert.get_vega_version(), "embed": vl_convert.get_vega_embed_version(),
-                "vegalite": _vegalite_version()}
     return template.render(
         data=data,
         scope=f"ingest {data.ingest_id}" if data.ingest_id else "all ingests",
@@ -287,7 +223,8 @@ def render_page(data: QualityData) -> str:
         suites=data.suites.to_dicts(),
         cards=[] if data.empty else _cards(data.summary),
         tables={} if data.empty else _tables(data),
-        specs={k: Markup(_spec_json(v)) for k, v in specs.items()},
+        specs={k: Markup(spec_json(v)) for k, v in specs.items()},
         bundle=Markup(vega_bundle()) if specs else "",
-        versions=versions,
+        embed=Markup(EMBED_SCRIPT), base_css=Markup(BASE_CSS),
+        versions=versions(),
     )

@@ -370,16 +370,6 @@ def default_report_path(paths: WarehousePaths) -> Path:
     return paths.root / "reports" / "quality.html"
 
 
-def _write_atomic(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_quality_report(paths: WarehousePaths, out: Path | None = None, *, ingest_id: str | None = None) -> Path:
     """Write the data-quality report as one self-contained HTML file.
 
@@ -405,10 +395,11 @@ def write_quality_report(paths: WarehousePaths, out: Path | None = None, *, inge
         The file written.
     """
     from alphatwin.lake import catalog
+    from alphatwin.reports._html import write_atomic
     from alphatwin.reports._quality_page import render_page
 
     with catalog.connect(paths, read_only=True) as con:
         data = collect_quality(con, ingest_id=ingest_id)
     target = Path(out) if out is not None else default_report_path(paths)
-    _write_atomic(target, render_page(data))
+    write_atomic(target, render_page(data))
     return target

@@ -92,6 +92,9 @@ class Strategy:
     source: str = "python"  #: ``python`` or ``sql``
     family: str = "trend"  #: trend, mean_reversion, momentum, ml, sql (docs grouping)
     hedged: bool = False  #: positions hedge each other: per-symbol stops would break the hedge
+    #: the price-level indicators the strategy reads, for charts: ``overlays(close, **params)`` ->
+    #: ``{label: series}`` in the basis of ``close`` (the backward-adjusted close); None: none
+    overlays: Callable[..., dict[str, np.ndarray]] | None = None
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``given``, checked; unknown or invalid names raise InputError."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from alphatwin.signals.base import Param, Strategy, direction_flags, register
-from alphatwin.signals.nb import reversion_target_nb, zscore_1d_nb
+from alphatwin.signals.nb import reversion_target_nb, rolling_std_1d_nb, sma_1d_nb, zscore_1d_nb
 
 __all__ = ["STRATEGY", "compute", "targets"]
 
@@ -38,6 +38,14 @@ def targets(close: np.ndarray, *, period: int = 20, width: float = 2.0, directio
     return compute(close, period=period, width=width, direction=direction)[1]
 
 
+def overlays(close: np.ndarray, *, period: int = 20, width: float = 2.0) -> dict[str, np.ndarray]:
+    """The bands the z-score measures against (SMA +- width population std), for charts."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    mid, sd = sma_1d_nb(close, period), rolling_std_1d_nb(close, period)
+    return {f"SMA({period})": mid, f"upper band ({width:g} sd)": mid + width * sd,
+            f"lower band ({width:g} sd)": mid - width * sd}
+
+
 STRATEGY = register(Strategy(
     name="bollinger_reversion",
     summary="long below the lower Bollinger band until the SMA (short above the upper band with direction short/both)",
@@ -46,4 +54,5 @@ STRATEGY = register(Strategy(
     compute=compute,
     signal_doc="(close - SMA(period)) / std(period), population std as in TA-Lib BBANDS",
     family="mean_reversion",
+    overlays=overlays,
 ))

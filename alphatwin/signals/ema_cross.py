@@ -35,6 +35,12 @@ def targets(close: np.ndarray, *, fast: int = 12, slow: int = 26, direction: str
     return compute(close, fast=fast, slow=slow, direction=direction)[1]
 
 
+def overlays(close: np.ndarray, *, fast: int = 12, slow: int = 26) -> dict[str, np.ndarray]:
+    """The two EMAs the cross reads, for charts."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    return {f"EMA({fast})": ema_1d_nb(close, fast), f"EMA({slow})": ema_1d_nb(close, slow)}
+
+
 STRATEGY = register(Strategy(
     name="ema_cross",
     summary="long while EMA(fast) > EMA(slow), flat otherwise (short below with direction short/both)",
@@ -44,4 +50,5 @@ STRATEGY = register(Strategy(
     signal_doc="EMA(fast) / EMA(slow) - 1",
     family="trend",
     validate=fast_below_slow,
+    overlays=overlays,
 ))

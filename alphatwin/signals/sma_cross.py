@@ -34,6 +34,12 @@ def targets(close: np.ndarray, *, fast: int = 10, slow: int = 30, direction: str
     return compute(close, fast=fast, slow=slow, direction=direction)[1]
 
 
+def overlays(close: np.ndarray, *, fast: int = 10, slow: int = 30) -> dict[str, np.ndarray]:
+    """The two SMAs the cross reads, for charts."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    return {f"SMA({fast})": sma_1d_nb(close, fast), f"SMA({slow})": sma_1d_nb(close, slow)}
+
+
 STRATEGY = register(Strategy(
     name="sma_cross",
     summary="long while SMA(fast) > SMA(slow), flat otherwise (short below with direction short/both)",
@@ -43,4 +49,5 @@ STRATEGY = register(Strategy(
     signal_doc="SMA(fast) / SMA(slow) - 1",
     family="trend",
     validate=fast_below_slow,
+    overlays=overlays,
 ))
