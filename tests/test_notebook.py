@@ -20,7 +20,7 @@ NOTEBOOK = Path(__file__).parents[1] / "docs" / "example.ipynb"
 _PROBE = """\
 import json as _json, sys as _sys
 print(_json.dumps({"executable": _sys.executable, "warehouse": WH, "run_id": run_id, "cli": result,
-                   "crosscheck": crosscheck, "equity_bars": run.equity.height}))
+                   "crosscheck": crosscheck, "equity_bars": run.equity.height, "report": report}))
 """
 
 
@@ -137,3 +137,18 @@ def test_recomputed_signal_lines_up_with_the_trades(executed):
     assert check["crosses"] == check["trade_fills"] == check["matched"] == 2 * n_trades == 20
     shown = _stream(executed["cells"]["signal-cross-check"], "stdout")
     assert ast.literal_eval(shown) == check
+
+
+def test_report_cell_writes_the_report_and_shows_the_monthly_heatmap(executed):
+    report = executed["probe"]["report"]
+    path = Path(report["report"])
+    assert report["run_id"] == executed["probe"]["run_id"] and path.parent == executed["warehouse"] / "reports"
+    assert path.read_text().startswith("<!DOCTYPE html>") and executed["probe"]["run_id"] in path.read_text()
+    assert sorted(Path(c).name for c in report["charts"]) == sorted(
+        f"{n}.svg" for n in ("equity", "drawdown", "exposure", "price", "monthly_returns", "rolling_sharpe",
+                             "trade_pnl", "holding_periods"))
+    assert all(Path(c).read_text().startswith("<svg") for c in report["charts"])
+    spec = _vegalite_spec(_result(executed["cells"]["report"]))
+    rows = [r for d in spec["datasets"].values() for r in d]
+    years = {r["year"] for r in rows}
+    assert len(years) == 20 and {r["period"] for r in rows} >= {"Jan", "Dec", "Year"}

@@ -1,8 +1,10 @@
-"""MkDocs hook: build a small example warehouse and add its data-quality report to the site.
+"""MkDocs hook: build a small example warehouse and add its reports to the site.
 
-The report is generated at every docs build from the real pipeline (the arch sample plus a
-synthetic universe with injected defects), so the page it is linked from can never show a stale
-or hand-made example.
+The reports are generated at every docs build from the real pipeline (the arch sample plus a
+synthetic universe with injected defects; the models; ``sma_cross`` 50/200 on ^GSPC with the
+demo's costs and stop, and its (fast, slow) sweep), so the pages they are linked from can never
+show a stale or hand-made example: ``examples/quality-report.html``,
+``examples/backtest-report.html`` and ``examples/sweep-report.html``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ def on_files(files: Files, config: Any) -> Files:
     from alphatwin.lake.ingest import ingest
     from alphatwin.paths import WarehousePaths
     from alphatwin.quality.gate import QualityGate
+    from alphatwin.reports.backtest import write_backtest_report
     from alphatwin.reports.quality import write_quality_report
     from alphatwin.sources.base import FetchRequest
     from alphatwin.sources.sample import sample_source
@@ -30,6 +33,27 @@ def on_files(files: Files, config: Any) -> Files:
         for source in (sample_source(), SyntheticSource(n_symbols=8, n_bars=1500, seed=3, defects=defects)):
             ingest(source, request, paths, gate=QualityGate(paths, request), command="docs example")
         report = write_quality_report(paths, Path(tmp) / "quality.html")
-        content = report.read_bytes()
-    files.append(File.generated(config, "examples/quality-report.html", content=content))
+        pages = {"examples/quality-report.html": report.read_bytes()}
+        for name, run_id in _backtests(paths).items():
+            out = write_backtest_report(paths, run_id, Path(tmp) / f"{name}.html")
+            pages[f"examples/{name}.html"] = out.read_bytes()
+    for uri, content in pages.items():
+        files.append(File.generated(config, uri, content=content))
     return files
+
+
+def _backtests(paths: Any) -> dict[str, str]:
+    """Build the models, then run the demo's backtest and sweep; their run ids by report name."""
+    from alphatwin.backtest.params import Costs, SimParams, Stops
+    from alphatwin.backtest.run import RunSpec, run_backtest, run_sweep
+    from alphatwin.lake import catalog
+    from alphatwin.models.build import build
+
+    build(paths, command="docs example")
+    sim = SimParams(costs=Costs(fees_bps=10, slippage_bps=5), stops=Stops(trailing_stop=0.10))
+    with catalog.connect(paths) as con:
+        bt = run_backtest(con, RunSpec("sma_cross", ("^GSPC",), {"fast": 50, "slow": 200}, sim=sim),
+                          command="docs example")
+        sw = run_sweep(con, RunSpec("sma_cross", ("^GSPC",), sim=SimParams(costs=Costs(fees_bps=10))),
+                       {"fast": list(range(2, 101)), "slow": list(range(3, 201))}, command="docs example")
+    return {"backtest-report": bt.run_id, "sweep-report": sw.run_id}
