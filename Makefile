@@ -38,6 +38,7 @@ bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/build.py
 	.venv/bin/python bench/sweep.py
 	.venv/bin/python bench/backtest.py --warehouse
+	.venv/bin/python bench/report.py
 
 clean:
 	rm -rf .venv .tools site .pytest_cache
