@@ -38,6 +38,7 @@ SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 SYMBOLS = ("SYN00001", "SYN00002")
 TIMEOUT_MS = 30_000
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+CHROMIUM = "/usr/bin/chromium"  # Debian's; else whatever `chromium` is on PATH
 
 #: Material for MkDocs draws each Mermaid diagram into a *closed* shadow root, which no selector
 #: reaches; the test pages open shadow roots instead so ``.mermaid svg`` finds the drawing.
@@ -57,7 +58,7 @@ CHARTS_DONE = """n => document.querySelectorAll('.chart svg').length >= n
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
+    for candidate in (CHROMIUM, shutil.which("chromium")):
         if candidate and Path(candidate).is_file():
             return candidate
     if os.environ.get("CI") == "true":
@@ -133,6 +134,9 @@ def screenshot(w: Watched, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     out = SHOTS / f"{name}.png"
     out.unlink(missing_ok=True)
+    for warning in w.warnings:  # shown with `pytest -s`; only errors fail a test
+        print(f"console warning on {name}: {warning}")
+    w.page.evaluate("window.scrollTo(0, 0)")  # else Material's sticky header lands mid-page
     w.page.screenshot(path=str(out), full_page=True)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000, out
     return out
@@ -142,10 +146,12 @@ def test_the_guard_sees_network_requests_and_console_errors(open_page):
     """A test that cannot fail is a defect: a page reaching for the network and logging an error
     is caught."""
     w = open_page()
-    w.page.set_content('<img src="https://example.com/x.png"><script>console.error("boom")</script>')
+    w.page.set_content('<img src="https://example.com/x.png"><script>console.error("boom")</script>'
+                       '<iframe srcdoc="<script>null.x</script>"></iframe>')
     w.page.wait_for_load_state("load")
     assert w.blocked == ["https://example.com/x.png"]
     assert any("boom" in e for e in w.errors)
+    assert any("null" in e for e in w.page_errors), "an error inside an iframe is missed"
     with pytest.raises(AssertionError, match="blocked network request"):
         w.assert_clean("guard")
 
@@ -174,9 +180,10 @@ def check_report(w: Watched, url: str, what: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> tuple[WarehousePaths, str, str]:
+def wh(chromium, tmp_path_factory) -> tuple[WarehousePaths, str, str]:
     """A fixture market (dividends, splits, gaps) through the gate and the models, one two-symbol
-    long/short backtest and one sweep (as tests/reports/test_backtest_report.py builds them)."""
+    long/short backtest and one sweep (as tests/reports/test_backtest_report.py builds them).
+    Needs ``chromium`` only to skip before the work when there is no browser."""
     paths = WarehousePaths(tmp_path_factory.mktemp("browser") / "wh")
     load(paths, market(n_symbols=3))
     build_all(paths)
@@ -257,8 +264,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The docs site, built once (strict) as ``make docs`` builds it."""
+def site(chromium, tmp_path_factory) -> Path:
+    """The docs site, built once (strict) as ``make docs`` builds it (after the ``chromium``
+    check: no browser, no build)."""
     out = tmp_path_factory.mktemp("site") / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],

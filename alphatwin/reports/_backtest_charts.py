@@ -155,9 +155,17 @@ def price_chart(data: RunData) -> Any | None:
                      alt.Tooltip("opens:Q", title="opens trade"), "direction:N",
                      alt.Tooltip("closes:Q", title="closes trade"), alt.Tooltip("pnl:Q", title="trade P&L", format=",.2f"),
                      alt.Tooltip("return:Q", title="trade return", format=".2%"), alt.Tooltip("bars_held:Q")]))
+    if data.outliers.height:
+        layers.append(alt.Chart(_frame(data.outliers)).transform_filter(only).mark_point(
+            shape="circle", size=110, filled=False, color="#ff7f0e", strokeWidth=1.5).encode(
+            x="ts:T", y="price:Q",
+            tooltip=[_tip_time(), alt.Tooltip("price:Q", title="adjusted close", format=",.4f"),
+                     alt.Tooltip("note:N", title="quality")]).transform_calculate(
+            note="'flagged as an outlier (quality.flags); the run\\'s outlier policy decides if it trades'"))
     top = alt.layer(*layers).add_params(pick, _zoom("zoom_price")).properties(
         width=WIDTH, height=300, title=alt.TitleParams(
-            CHART_TITLES["price"], subtitle="backward-adjusted prices; every fill at its price in the same basis (buys up, sells down)"))
+            CHART_TITLES["price"], subtitle="backward-adjusted prices; every fill at its price in the same basis (buys up, sells down); "
+                     "orange rings: bars the quality gate flagged as outliers"))
     panels = [top]
     w = data.weights
     if w.height:

@@ -309,8 +309,8 @@ def render_page(data: RunData) -> str:
     captions = {
         "equity": "Buy and hold: the run's symbols bought with equal cash at the first traded bar and held, dividends "
                   "reinvested, no costs. Drag to pan, scroll to zoom, double-click to reset.",
-        "price": "Pick a symbol above the chart (the symbols with the most trades). Below: the position's share of "
-                 "equity at each close" + ("" if data.weights.height == 0 or data.weights["signal"].null_count()
+        "price": "Pick a symbol in the dropdown under the chart (the symbols with the most trades). Under the price: "
+                 "the position's share of equity at each close" + ("" if data.weights.height == 0 or data.weights["signal"].null_count()
                                            == data.weights.height else ", and the strategy's signal") + ".",
         "rolling_sharpe": "Annualized like the Sharpe metric, over a trailing window of half a year of bars.",
         "trades-dist": "Closed trades only; a trade's return is its P&L over its entry notional.",

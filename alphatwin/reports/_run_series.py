@@ -16,7 +16,7 @@ import polars as pl
 from alphatwin.errors import AlphaTwinError
 
 __all__ = ["adjusted_closes", "with_benchmark", "return_metrics", "monthly_returns", "rolling_window",
-           "rolling_sharpe", "chart_symbols", "prices", "markers", "weights"]
+           "rolling_sharpe", "chart_symbols", "prices", "outliers", "markers", "weights"]
 
 _UTC_TS = "(ts AT TIME ZONE 'UTC')"
 
@@ -142,6 +142,13 @@ def prices(con: Any, row: dict[str, Any], symbols: list[str]) -> pl.DataFrame:
     schema = {"symbol": pl.String, "ts": pl.Datetime("us"), "series": pl.String, "value": pl.Float64}
     return pl.concat(parts).drop_nulls("value").filter(pl.col("value").is_not_nan()) if parts else pl.DataFrame(
         schema=schema)
+
+
+def outliers(con: Any, row: dict[str, Any], symbols: list[str]) -> pl.DataFrame:
+    """``symbol, ts, price``: the traded bars the quality gate flagged as outliers
+    (``clean.bars.is_outlier``), at their adjusted close."""
+    frame = _bars(con, row, symbols, "adj_close AS price, is_outlier", "run_start")
+    return frame.filter(pl.col("is_outlier")).drop("is_outlier")
 
 
 def markers(con: Any, row: dict[str, Any], trades: pl.DataFrame, symbols: list[str]) -> pl.DataFrame:

@@ -72,7 +72,8 @@ class RunData:
     rolling: pl.DataFrame = field(default_factory=pl.DataFrame)  #: ts, rolling_sharpe
     rolling_window: int = 0
     prices: pl.DataFrame = field(default_factory=pl.DataFrame)  #: symbol, ts, series, value (adjusted basis)
-    markers: pl.DataFrame = field(default_factory=pl.DataFrame)  #: symbol, ts, event, price, trade facts
+    markers: pl.DataFrame = field(default_factory=pl.DataFrame)  #: one row per fill: symbol, ts, event, price, ...
+    outliers: pl.DataFrame = field(default_factory=pl.DataFrame)  #: symbol, ts, price of bars flagged as outliers
     weights: pl.DataFrame = field(default_factory=pl.DataFrame)  #: symbol, ts, weight, signal
     sweep: pl.DataFrame = field(default_factory=pl.DataFrame)  #: backtest.sweeps rows, params expanded
     sweep_params: tuple[str, ...] = ()
@@ -144,6 +145,7 @@ def collect_run(con: Any, run_id: str) -> RunData:
         monthly=series.monthly_returns(equity, init_cash),
         rolling=series.rolling_sharpe(equity, window, ppy, rf), rolling_window=window,
         prices=series.prices(con, row, symbols), markers=series.markers(con, row, trades, symbols),
+        outliers=series.outliers(con, row, symbols),
         weights=series.weights(con, row, equity, symbols),
         **base)
 

@@ -36,9 +36,13 @@ SYMBOLS = ("SYN00001", "SYN00002")  # SYN00002 has a 2:1 split at bar 215
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     """A warehouse with three stored runs: a two-symbol long/short sma_cross (fees, next-open
-    fills, no slippage, so fills are at the bar's open), a sweep, and a run without trades."""
+    fills, no slippage, so fills are at the bar's open), a sweep, and a run without trades on
+    a symbol with a bad tick (a 6x print the quality gate flags as an outlier)."""
     paths = WarehousePaths(tmp_path_factory.mktemp("report") / "wh")
-    load(paths, market(n_symbols=3))
+    frame = market(n_symbols=3)
+    spike = (pl.col("symbol") == "SYN00003") & (pl.col("ts") == frame["ts"].unique().sort()[150])
+    load(paths, frame.with_columns(pl.when(spike).then(pl.col(c) * 6).otherwise(pl.col(c)).alias(c)
+                                   for c in ("open", "high", "low", "close")))  # a bad tick: flagged, kept
     build_all(paths)
     with catalog.connect(paths) as con:
         bt = run_backtest(con, RunSpec("sma_cross", SYMBOLS, {"fast": 5, "slow": 20}, direction="both",
@@ -158,6 +162,19 @@ def test_fill_markers_sit_at_the_fill_in_the_adjusted_basis(wh, data):
     trades = data.trades
     assert opened == trades["trade_no"].sort().to_list()
     assert closed == trades.filter(pl.col("exit_ts").is_not_null())["trade_no"].sort().to_list()
+
+
+def test_flagged_outliers_are_drawn_where_the_gate_flagged_them(wh, tmp_path):
+    paths, _, _, flat = wh
+    with catalog.connect(paths, read_only=True) as con:
+        d = collect_run(con, flat)
+        want = con.sql("SELECT (ts AT TIME ZONE 'UTC') AS ts, adj_close FROM clean.bars WHERE symbol = 'SYN00003' "
+                       "AND is_outlier AND (ts AT TIME ZONE 'UTC') >= ? ORDER BY ts", params=[d.info["run_start"]]).pl()
+    assert want.height >= 1
+    assert d.outliers["ts"].to_list() == want["ts"].to_list()
+    assert d.outliers["price"].to_list() == want["adj_close"].to_list()
+    price = json.dumps(report_charts(d)["price"])
+    assert "flagged as an outlier" in price
 
 
 def test_weights_are_position_value_over_equity(wh, data):
