@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,6 +33,9 @@ from alphatwin.paths import WarehousePaths
 from alphatwin.reports.backtest import write_backtest_report
 from alphatwin.reports.quality import write_quality_report
 from tests.models.market import build_all, load, market
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -81,7 +85,7 @@ class Watched:
     """A page with everything that went wrong on it: console errors (warnings are kept for the
     message only), uncaught exceptions and requests to anything but files and this machine."""
 
-    page: object
+    page: Page
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
@@ -99,7 +103,7 @@ class Watched:
 
 @pytest.fixture
 def open_page(browser) -> Iterator:
-    """``open_page(shadow=False)`` -> a :class:`Watched` fresh page in its own browser context."""
+    """``open_page(open_shadow_roots=False)`` -> a fresh :class:`Watched` page in its own browser context."""
     contexts = []
 
     def _open(*, open_shadow_roots: bool = False) -> Watched:
@@ -165,11 +169,13 @@ def check_report(w: Watched, url: str, what: str) -> list[str]:
     ids = w.page.locator("script[type='application/json'][data-chart]").evaluate_all(
         "els => els.map(e => e.dataset.chart)")
     assert ids, f"{what}: no chart in the page"
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
         w.page.wait_for_function(CHARTS_DONE, arg=len(ids), timeout=TIMEOUT_MS)
-    except Exception as exc:  # playwright's TimeoutError: say what was drawn and what went wrong
+    except PlaywrightTimeout:  # say what was drawn and what went wrong
         drawn = w.page.locator(".chart svg").count()
-        pytest.fail(f"{what}: {drawn} of {len(ids)} charts rendered ({type(exc).__name__}); {w.problems()}")
+        pytest.fail(f"{what}: {drawn} of {len(ids)} charts rendered in {TIMEOUT_MS / 1000:.0f} s; {w.problems()}")
     w.assert_clean(what)
     assert w.page.locator(".chart svg").count() == len(ids), what
     assert "Chart failed to render" not in w.page.inner_text("body"), what
