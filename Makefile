@@ -7,7 +7,7 @@ export UV_PROJECT_ENVIRONMENT := .venv
 export NO_MKDOCS_2_WARNING := 1
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: demo test test-all docs bench clean env cli-docs quality-docs models-docs catalog-docs strategy-docs
+.PHONY: demo test test-all docs bench clean env cli-docs quality-docs models-docs catalog-docs strategy-docs reliability-docs
 
 env: .venv/.synced
 
@@ -57,3 +57,6 @@ catalog-docs: env      ## regenerate docs/catalog.md (every table of the model D
 
 strategy-docs: env     ## regenerate docs/strategies/ from the strategy registry
 	.venv/bin/python docs/gen_strategies.py
+
+reliability-docs: env  ## regenerate the counts in docs/reliability.md from the tests
+	.venv/bin/python docs/gen_reliability.py

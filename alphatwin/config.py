@@ -9,6 +9,7 @@ relative to the file's folder.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 
 from alphatwin.errors import ConfigError
 
-__all__ = ["Settings", "RateLimitSettings", "RetrySettings", "BreakerSettings", "load_settings"]
+__all__ = ["Settings", "SqlSettings", "RateLimitSettings", "RetrySettings", "BreakerSettings", "StatusSettings",
+           "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,34 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True)
+class SqlSettings:
+    """Limits of one ``alphatwin sql`` / ``Warehouse.sql`` query (the sandbox, docs/lake.md)."""
+
+    timeout: float = 60.0        # seconds of wall time before the query is stopped
+    memory_limit: str = "2GB"    # DuckDB's memory_limit for the query
+    threads: int = 2
+
+
+#: Default ``[status] stale_days``: a dataset is stale when its last bar is older than this many days.
+STALE_DAYS: dict[str, float] = {"1m": 3, "2m": 3, "5m": 3, "15m": 3, "30m": 3, "60m": 3, "90m": 3, "1h": 3,
+                                "1d": 5, "5d": 10, "1wk": 14, "1mo": 45, "3mo": 120}
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    """Thresholds of ``alphatwin status`` alerts (``[status]``)."""
+
+    disk_warn_bytes: int = 1 << 30     # alert when less than this is free on the warehouse's disk ...
+    disk_warn_percent: float = 5.0     # ... or less than this percentage of it
+    stale_days: tuple[tuple[str, float], ...] = tuple(STALE_DAYS.items())  # interval -> days; 0 = never stale
+    recent_runs: int = 20              # failed or aborted runs among this many latest ones raise alerts
+
+    def stale_after(self, interval: str) -> float:
+        """Days after which a dataset of ``interval`` is stale (0: never)."""
+        return dict(self.stale_days).get(interval, STALE_DAYS["1d"])
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything AlphaTwin reads from configuration; see ``alphatwin.toml`` for the documented defaults."""
 
@@ -60,6 +90,8 @@ class Settings:
     features: tuple[tuple[str, Any], ...] = ()   # [features]: extra indicator parameter sets, e.g. ("sma", [50, 200])
     calendars: tuple[tuple[str, str], ...] = ()  # [calendars]: symbol glob -> calendar name, checked first
     risk: tuple[tuple[str, Any], ...] = ()  # [risk]: defaults of the backtest risk flags (docs/risk/)
+    status: StatusSettings = field(default_factory=StatusSettings)  # [status]: alert thresholds of `status`
+    sql: SqlSettings = field(default_factory=SqlSettings)  # [sql]: limits of ad-hoc queries
     config_file: Path | None = None
 
 
@@ -116,9 +148,70 @@ def load_settings(config: str | Path | None = None, *, warehouse: str | Path | N
     return replace(settings, warehouse=settings.warehouse.expanduser().absolute())
 
 
+_SECRET_KEY = re.compile(r"key|token|secret|passw(or)?d", re.IGNORECASE)
+
+
+def _refuse_secrets(data: dict[str, Any], where: str, prefix: str = "") -> None:
+    """A key that looks like a credential (``*key*``, ``*token*``, ``*secret*``, ``password``)
+    is refused: keys come from the environment or the OS keyring (:mod:`alphatwin.secrets`).
+    ``[calendars]`` keys are symbol globs, not settings, and are not checked."""
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if prefix == "" and key == "calendars":
+            continue
+        if _SECRET_KEY.search(str(key)):
+            raise ConfigError(
+                f"{where}: `{name}` looks like a secret; secrets never go in alphatwin.toml: set "
+                "$ALPHATWIN_<SOURCE>_API_KEY in the environment or store it in the OS keyring "
+                "(`keyring set alphatwin <source>`)")
+        if isinstance(value, dict):
+            _refuse_secrets(value, where, f"{name}.")
+
+
+def _status(data: Any, where: str) -> StatusSettings:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: [status] must be a table of settings, got {data!r}")
+    raw = dict(data)
+    known = {f.name for f in fields(StatusSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) in [status]: {', '.join(unknown)}; expected {', '.join(sorted(known))}")
+    out: dict[str, Any] = {}
+    for key, kind in (("disk_warn_bytes", int), ("disk_warn_percent", float), ("recent_runs", int)):
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+                    or (kind is int and not float(value).is_integer()):
+                raise ConfigError(f"{where}: [status] {key} must be a number >= 0, got {value!r}")
+            out[key] = kind(value)
+    if "stale_days" in raw:
+        out["stale_days"] = _stale_days(raw["stale_days"], where)
+    return StatusSettings(**out)
+
+
+def _stale_days(value: Any, where: str) -> tuple[tuple[str, float], ...]:
+    def days_ok(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+    days = dict(STALE_DAYS)
+    if days_ok(value):
+        days = {k: float(value) for k in days}
+    elif isinstance(value, dict) and all(days_ok(v) for v in value.values()):
+        bad = sorted(set(value) - set(STALE_DAYS))
+        if bad:
+            raise ConfigError(f"{where}: [status] stale_days: unknown interval(s) {', '.join(bad)}; "
+                              f"expected some of {', '.join(STALE_DAYS)}")
+        days.update({k: float(v) for k, v in value.items()})
+    else:
+        raise ConfigError(f"{where}: [status] stale_days must be days >= 0 (every interval) or a table "
+                          f"like {{ \"1d\" = 5, \"1h\" = 2 }}, got {value!r}")
+    return tuple(days.items())
+
+
 def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
     where = str(path)
-    allowed = {"warehouse", "sources", "universe", "quality", "features", "calendars", "risk"}
+    _refuse_secrets(data, where)
+    allowed = {"warehouse", "sources", "universe", "quality", "features", "calendars", "risk", "sql", "status"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
@@ -177,4 +270,21 @@ def _apply(settings: Settings, data: dict[str, Any], path: Path) -> Settings:
         except Exception as exc:  # InputError from the risk classes
             raise ConfigError(f"{where} [risk]: {exc}") from None
         changes["risk"] = tuple(sorted(risk.items()))
+    if "sql" in data:
+        changes["sql"] = _sql_section(data["sql"], where)
+    if "status" in data:
+        changes["status"] = _status(data["status"], where)
     return replace(settings, **changes)
+
+
+def _sql_section(data: Any, where: str) -> SqlSettings:
+    sql = _section(SqlSettings, dict(data) if isinstance(data, dict) else {}, f"{where} [sql]")
+    if not isinstance(sql.timeout, (int, float)) or sql.timeout <= 0:
+        raise ConfigError(f"{where} [sql] timeout must be a positive number of seconds, got {sql.timeout!r}")
+    if not isinstance(sql.threads, int) or sql.threads < 1:
+        raise ConfigError(f"{where} [sql] threads must be a positive integer, got {sql.threads!r}")
+    import re
+
+    if not isinstance(sql.memory_limit, str) or not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", sql.memory_limit):
+        raise ConfigError(f"{where} [sql] memory_limit must look like '2GB' or '512MB', got {sql.memory_limit!r}")
+    return sql

@@ -80,3 +80,8 @@ def test_site_has_no_external_assets(tmp_path):
         offending += [f"{page.relative_to(site)}: {m.group(0)[:120]}" for rx in EXTERNAL_ASSETS for m in rx.finditer(text)]
     assert not offending, "the site loads assets from the network:\n" + "\n".join(offending[:20])
     assert (site / "assets" / "javascripts" / "mermaid.min.js").is_file(), "the vendored Mermaid is missing"
+
+
+def test_reliability_counts_are_current():
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_reliability.py"), "--check"], cwd=ROOT)
+    assert out.returncode == 0, "docs/reliability.md is stale: regenerate with `make reliability-docs`"

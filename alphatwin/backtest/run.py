@@ -32,6 +32,7 @@ from alphatwin.backtest.params import SimParams
 from alphatwin.backtest.store import json_value, write_run
 from alphatwin.backtest.sweep import sweep_sma_cross
 from alphatwin.errors import InputError
+from alphatwin.lake.stages import staged
 from alphatwin.metrics import combine_periods, periods_per_year
 from alphatwin.metrics.summary import summarize
 from alphatwin.risk.manager import RiskParams, apply_risk
@@ -169,6 +170,8 @@ def _py_ts(value: np.datetime64) -> dt.datetime:
     return value.astype("datetime64[us]").astype(dt.datetime)
 
 
+@staged("backtest", rows=lambda r: (int(r.run["n_bars"]) * len(r.run["symbols"]),  # meta.stage_runs
+                                     sum(f.height for f in r.frames.values())), context=lambda r: {"run": r.run_id})
 def run_backtest(con: Any, spec: RunSpec, *, command: str | None = None, save: bool = True) -> BacktestRun:
     """Run ``spec`` on the warehouse behind ``con`` and (unless ``save=False``) store it."""
     began = time.perf_counter()
@@ -295,6 +298,8 @@ def _positions(run_id: str, result: SimResult, loaded: Loaded) -> pl.DataFrame:
 MAX_COMBINATIONS = 2_000_000
 
 
+@staged("sweep", rows=lambda r: (int(r.run["n_bars"]) * len(r.run["symbols"]), r.table.height),  # meta.stage_runs
+        context=lambda r: {"run": r.run_id})
 def run_sweep(con: Any, spec: RunSpec, grid: dict[str, list[Any]], *, command: str | None = None,
               save: bool = True, max_combinations: int = MAX_COMBINATIONS,
               progress: Callable[..., None] | None = None) -> SweepRun:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
     from alphatwin.config import Settings
     from alphatwin.paths import WarehousePaths
 
-__all__ = ["State", "state", "parse_when", "progress_rows", "emit", "FORMATS"]
+__all__ = ["State", "state", "parse_when", "progress_rows", "emit", "stage_command", "FORMATS"]
 
 FORMATS = ("table", "csv", "json", "parquet")
+#: Commands that create the warehouse when it does not exist (their JSON log goes into it).
+CREATES_WAREHOUSE = ("init", "ingest", "demo")
 
 
 @dataclass
@@ -32,6 +35,8 @@ class State:
     debug: bool = False
     verbosity: int = 0
     _settings: Any = None
+    logging_started: bool = False
+    command_line: str = ""
 
     @property
     def settings(self) -> Settings:
@@ -47,10 +52,36 @@ class State:
 
         return WarehousePaths(self.settings.warehouse)
 
-    def start_logging(self) -> None:
-        from alphatwin.log import configure
+    def begin_logging(self, args: list[str]) -> None:
+        """Start logging for the command ``alphatwin <args>`` (called by the root for every
+        command but ``--help``/``--version``): human lines on stderr, JSON lines under
+        ``<warehouse>/logs/`` when the warehouse exists or the command creates one."""
+        import shlex
 
-        configure(self.paths.logs, verbosity=self.verbosity)
+        from alphatwin.log import configure, new_run, set_context
+
+        new_run()
+        self.command_line = shlex.join(["alphatwin", *args])
+        set_context(command=self.command_line)
+        configure(None, verbosity=self.verbosity)
+        self.logging_started = True
+        self.start_logging(create=bool(args) and args[0] in CREATES_WAREHOUSE)
+
+    def start_logging(self, *, create: bool = False) -> None:
+        """Attach the JSON log once the warehouse exists (``create``: make its ``logs/`` even
+        when it does not yet, for commands that create the warehouse). Never creates a
+        warehouse for a command that only reads one."""
+        from alphatwin.log import attach_file, configure, get_logger
+
+        if not self.logging_started:
+            configure(None, verbosity=self.verbosity)
+            self.logging_started = True
+        paths = self.paths
+        if not (create or paths.db.exists()):
+            return
+        if attach_file(paths.logs, verbosity=self.verbosity):
+            get_logger("cli").info("start: %s", self.command_line or "alphatwin",
+                                   extra={"file_only": True, "status": "started"})
 
 
 def state(ctx: typer.Context) -> State:
@@ -59,6 +90,24 @@ def state(ctx: typer.Context) -> State:
     if not isinstance(root.obj, State):
         root.obj = State()
     return root.obj
+
+
+def stage_command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a command (with a ``ctx`` parameter) so that each run is a stage in
+    ``meta.stage_runs`` (wall time, memory, outcome), recorded when the warehouse exists."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from alphatwin.lake.stages import recorded_stage
+
+            st = state(kwargs["ctx"])
+            with recorded_stage(name, st.paths, st.command_line):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def parse_when(value: str | None, flag: str) -> dt.datetime | None:

@@ -5,7 +5,8 @@ defects) into the lake, each batch validated by the Great Expectations gate (bad
 quarantined, outliers flagged), write the data-quality report, build the models (clean.bars,
 features.bars), query the warehouse, backtest ``sma_cross`` on the S&P 500 with costs and
 stops, and sweep its (fast, slow) grid; run the strategy library (SQL, mean reversion, cross-sectional
-momentum, trend filter, pairs, ML) through the risk manager; write an HTML report of every run.
+momentum, trend filter, pairs, ML) through the risk manager; write an HTML report of every run;
+verify the lake against the catalog and show the health alerts and the audit trail.
 """
 
 from __future__ import annotations
@@ -65,17 +66,17 @@ def demo_command(
     paths = st.paths
     _fresh_warehouse(paths)
     typer.secho(f"AlphaTwin demo -> {paths.root}", bold=True, err=True)
-    typer.secho("[1/8] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
+    typer.secho("[1/9] ingest + validate: real sample (^GSPC, ^IXIC 1999-2018) and a synthetic universe",
                 bold=True, err=True)
     run_ingest(st, sample_source(), _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False)
     synth = SyntheticSource(n_symbols=symbols, n_bars=bars, seed=seed, defects=DEMO_DEFECTS)
     run_ingest(st, synth, _request((), "1d", None, None), command=DEMO_COMMAND, fallback=False,
                total=symbols * bars)
-    typer.secho("[2/8] data-quality report", bold=True, err=True)
+    typer.secho("[2/9] data-quality report", bold=True, err=True)
     from alphatwin.reports.quality import write_quality_report
 
     dq = write_quality_report(paths)
-    typer.secho("[3/8] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
+    typer.secho("[3/9] build the models: clean.bars (gaps filled, adjusted) and features.bars (indicators)",
                 bold=True, err=True)
     from alphatwin.models.build import build
     from alphatwin.models.registry import default_sql_root
@@ -83,7 +84,7 @@ def demo_command(
     for run in build(paths, sql_root=default_sql_root(st.settings.config_file), settings=st.settings,
                      command=DEMO_COMMAND).runs:
         typer.echo(f"  {run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s", err=True)
-    typer.secho("[4/8] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
+    typer.secho("[4/9] query: accepted bars per symbol (quarantined rows excluded)", bold=True, err=True)
     frame = run_query(
         paths,
         "SELECT a.symbol, a.source, count(*) AS bars, min(a.ts)::DATE AS first, max(a.ts)::DATE AS last, "
@@ -103,11 +104,12 @@ def demo_command(
     ), "table")
     bt_id, sw_id = _backtest_stage(paths)
     lib = _strategy_stage(paths, [f"SYN{i:05d}" for i in range(1, min(symbols, 12) + 1)])
-    typer.secho("[8/8] reports: the backtest, the sweep and the strategy library (HTML, open offline)",
+    typer.secho("[8/9] reports: the backtest, the sweep and the strategy library (HTML, open offline)",
                 bold=True, err=True)
     from alphatwin.reports.backtest import write_backtest_report
 
     reports = [write_backtest_report(paths, rid) for rid in (bt_id, sw_id, *lib)]
+    _reliability_stage(st)
     typer.echo(f"\nwarehouse:           {paths.root}")
     typer.echo(f"data-quality report: {dq}")
     typer.echo(f"backtest report:     {reports[0]}")
@@ -119,7 +121,28 @@ def demo_command(
     typer.echo(f"try: alphatwin --warehouse {paths.root} sql \"select * from meta.ingest_runs\"")
     typer.echo(f"     alphatwin --warehouse {paths.root} sql \"select * from backtest.trades where run_id = '{bt_id}'\"")
     typer.echo(f"     alphatwin --warehouse {paths.root} report {bt_id} --export png,svg   (charts as images)")
+    typer.echo(f"     alphatwin --warehouse {paths.root} status --check   (health and alerts; exit 2 on an alert)")
     typer.echo(f"     duckdb {paths.db}   (the plain DuckDB CLI reads raw.bars too)")
+
+
+def _reliability_stage(st: object) -> None:
+    """Stage 9: re-checksum the lake against the catalog, the health alerts and the audit trail."""
+    from alphatwin.cli.status import collect_status
+    from alphatwin.lake.query import run_query
+    from alphatwin.lake.verify import verify
+
+    typer.secho("[9/9] reliability: verify the lake (sha256 of every file), health alerts, audit trail",
+                bold=True, err=True)
+    paths = st.paths  # type: ignore[attr-defined]
+    report = verify(paths)
+    typer.echo(f"  {report.summary()}", err=True)
+    if not report.ok:
+        raise AlphaTwinError(f"the demo's lake failed verification: {report.summary()}")
+    health = collect_status(paths, st.settings)[0]  # type: ignore[attr-defined]
+    alerts = health.get("alerts") or []
+    typer.echo(f"  status: {len(alerts)} alert(s)" + "".join(f"\n    - {a['message']}" for a in alerts), err=True)
+    emit(run_query(paths, "SELECT action, status, count(*) AS entries, sum(rows_in) AS rows_in, "
+                          "sum(rows_out) AS rows_out FROM meta.audit GROUP BY ALL ORDER BY min(seq)"), "table")
 
 
 def _backtest_stage(paths: object) -> tuple[str, str]:
@@ -133,7 +156,7 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
     from alphatwin.backtest.store import json_value
     from alphatwin.lake import catalog
 
-    typer.secho("[5/8] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
+    typer.secho("[5/9] backtest: sma_cross 50/200 on ^GSPC, next-open fills, 10 bps fees, 5 bps slippage, "
                 "10% trailing stop", bold=True, err=True)
     sim = SimParams(costs=Costs(fees_bps=10, slippage_bps=5), stops=Stops(trailing_stop=0.10))
     spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), params={"fast": 50, "slow": 200}, sim=sim)
@@ -143,7 +166,7 @@ def _backtest_stage(paths: object) -> tuple[str, str]:
             typer.secho(f"  warning: {line}", fg="yellow", err=True)
         keys = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "n_trades", "win_rate", "total_fees")
         typer.echo(json.dumps({"run_id": bt.run_id, **{k: json_value(bt.metrics[k]) for k in keys}}))
-        typer.secho("[6/8] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
+        typer.secho("[6/9] sweep: every fast in 2..100 below every slow in 3..200 on ^GSPC (one kernel call)",
                     bold=True, err=True)
         sweep_spec = RunSpec(strategy="sma_cross", symbols=("^GSPC",), sim=SimParams(costs=Costs(fees_bps=10)))
         sw = run_sweep(con, sweep_spec, {"fast": list(range(2, 101)), "slow": list(range(3, 201))},
@@ -180,7 +203,7 @@ def _strategy_stage(paths: object, synth: list[str]) -> list[str]:
     from alphatwin.lake import catalog
     from alphatwin.risk.manager import RiskParams
 
-    typer.secho("[7/8] strategy library + risk manager (10 bps fees, next-open fills)", bold=True, err=True)
+    typer.secho("[7/9] strategy library + risk manager (10 bps fees, next-open fills)", bold=True, err=True)
     universes = {"index": ("^GSPC", "^IXIC"), "index1": ("^GSPC",), "synth": tuple(synth)}
     rows, ids = [], []
     with catalog.connect(paths, wait=60.0) as con:  # type: ignore[arg-type]

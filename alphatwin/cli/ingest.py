@@ -29,8 +29,10 @@ NoFallback = Annotated[bool, typer.Option("--no-fallback", help="Fail instead of
 
 
 def _request(symbols: list[str] | tuple[str, ...], interval: str, start: str | None, end: str | None) -> Any:
-    from alphatwin.sources.base import FetchRequest
+    from alphatwin.sources.base import FetchRequest, check_symbol
 
+    for symbol in symbols:
+        check_symbol(symbol, "SYMBOLS")
     return FetchRequest(tuple(symbols), interval, parse_when(start, "--start"), parse_when(end, "--end"))
 
 
@@ -46,17 +48,21 @@ def run_ingest(st: State, source: Any, request: Any, *, fmt: str = "table", fall
         from alphatwin.quality.gate import QualityGate
 
         gate = QualityGate(st.paths, request, quarantine_outliers=st.settings.quarantine_outliers)
+    from alphatwin.quality.store import WithRejectedLines
+
+    rejected = getattr(source, "rejected", None)
     with progress_rows(f"ingest {source.name}", total) as advance:
         result = ingest(source, request, st.paths, progress=advance, command=command,
-                        fallback_to_lake=fallback and st.settings.fallback_to_lake, gate=gate)
-    _summary(result, fmt, gate)
+                        fallback_to_lake=fallback and st.settings.fallback_to_lake,
+                        gate=WithRejectedLines(gate, rejected) if rejected is not None else gate)
+    _summary(result, fmt, gate, getattr(source, "notes", None))
     if result.failed and set(result.failed) - set(result.stale):
         missing = sorted(set(result.failed) - set(result.stale))
         raise InputError(f"no data for {', '.join(missing)}: " + "; ".join(result.failed[s] for s in missing))
     return result
 
 
-def _summary(result: Any, fmt: str, gate: Any = None) -> None:
+def _summary(result: Any, fmt: str, gate: Any = None, notes: list[str] | None = None) -> None:
     quality = None
     if gate is not None and gate.counts.received:
         c = gate.counts
@@ -64,7 +70,7 @@ def _summary(result: Any, fmt: str, gate: Any = None) -> None:
                    "accepted": c.accepted, "quarantined": c.quarantined, "collapsed": c.collapsed,
                    "flagged": c.flagged, "restated": c.restated}
     if fmt == "json":
-        typer.echo(json.dumps({**result.as_dict(), "quality": quality}, indent=2))
+        typer.echo(json.dumps({**result.as_dict(), "quality": quality, "notes": list(notes or [])}, indent=2))
         return
     rate = result.rows / result.wall_s if result.wall_s else 0.0
     typer.echo(
@@ -77,6 +83,8 @@ def _summary(result: Any, fmt: str, gate: Any = None) -> None:
             f"quarantined ({quality['collapsed']:,} duplicate copies), {quality['flagged']:,} flagged, "
             f"{quality['restated']:,} restated"
         )
+    for note in notes or []:
+        typer.echo(f"  note: {note}")
     for symbol, reason in sorted(result.failed.items()):
         held = result.stale.get(symbol)
         note = f"; serving lake data up to {held:%Y-%m-%d %H:%M}" if held else ""
@@ -176,6 +184,10 @@ def csv(
     tz: Annotated[str, typer.Option("--tz", help="Zone of timestamps that carry none (e.g. America/New_York).")] = "UTC",
     column_map: Annotated[list[str] | None, typer.Option("--map", help="Generic mapping FILE_COLUMN=field, repeatable (fields: ts open high low close volume dividend split_ratio symbol).", show_default=False)] = None,
     date_format: Annotated[str | None, typer.Option("--date-format", help="strftime format of the date column, e.g. %d.%m.%Y.", show_default=False)] = None,
+    delimiter: Annotated[str, typer.Option("--delimiter", help="Field separator, one character (e.g. ';').")] = ",",
+    bad_lines: Annotated[str, typer.Option("--bad-lines", help="A line that cannot be read: error (fail the file) or quarantine (set it aside in quality.rejected_lines with its reason; the other rows proceed).")] = "error",
+    max_field_chars: Annotated[int, typer.Option("--max-field-chars", help="Longest field accepted, in characters.")] = 256,
+    max_file_bytes: Annotated[int, typer.Option("--max-file-bytes", help="Largest file accepted, in bytes after gunzip (default 2 GiB).")] = 2 * 1024**3,
     fmt: Fmt = "table",
     no_validate: NoValidate = False,
 ) -> None:
@@ -187,7 +199,8 @@ def csv(
 
     st = state(ctx)
     source = CsvSource(path, symbol=symbol, symbol_column=symbol_column, columns=_mapping(column_map),
-                       tz=tz, date_format=date_format)
+                       tz=tz, date_format=date_format, delimiter=delimiter, bad_lines=bad_lines,
+                       max_field_chars=max_field_chars, max_file_bytes=max_file_bytes)
     run_ingest(st, source, _request((), interval, start, end), fmt=fmt, fallback=False, command="ingest csv",
                validate=not no_validate)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from alphatwin.cli.common import emit, state
+from alphatwin.cli.common import emit, stage_command, state
 from alphatwin.errors import InputError
 
 __all__ = ["app"]
@@ -22,6 +22,7 @@ app = typer.Typer(
 
 
 @app.command("report")
+@stage_command("quality_report")  # meta.stage_runs
 def report_command(
     ctx: typer.Context,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write (default: <warehouse>/reports/quality.html).", show_default=False)] = None,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from alphatwin.cli.common import progress_rows, state
+from alphatwin.cli.common import progress_rows, stage_command, state
 from alphatwin.errors import InputError
 
 __all__ = ["report_command"]
@@ -21,6 +21,7 @@ def _formats(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip())) or ("",)
 
 
+@stage_command("report")  # meta.stage_runs
 def report_command(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="A run id from backtest.runs (bt-... or sw-...), or `latest`.")],

@@ -12,25 +12,29 @@ falls back to the data already in the lake (with a staleness warning) when there
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import getpass
 import os
 import queue
+import re
 import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
 
-from alphatwin.errors import AlphaTwinError, BatchRejectedError, EmptyDataError, InputError, SourceError
-from alphatwin.lake import catalog
+from alphatwin.errors import (AlphaTwinError, BatchRejectedError, CatalogError, EmptyDataError, InputError,
+                              LakeError, SourceError)
+from alphatwin.lake import audit, catalog, faults
 from alphatwin.lake.lock import write_lock
 from alphatwin.lake.stages import StageRun, stage
-from alphatwin.lake.writer import LakeWriter
-from alphatwin.log import get_logger, new_id
+from alphatwin.lake.verify import lake_read_error
+from alphatwin.lake.writer import LakeWriter, check_free_space, storage_error
+from alphatwin.log import get_logger, new_id, redact
 from alphatwin.paths import WarehousePaths
 from alphatwin.sources.base import BAR_SCHEMA, FetchRequest, Source, conform
 
@@ -112,34 +116,83 @@ def _prefetch(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
         stop.set()
 
 
-def recover(con: Any, paths: WarehousePaths) -> int:
-    """Clean up after killed writers (call with the write lock held).
+_OWNED = re.compile(r"^(ing-.+)-(\d{5})\.parquet$")  # <ingest_id>-<n>.parquet, as LakeWriter names them
+_DEAD = ("running", "aborted", "failed", "rejected")  # statuses of ingests that own no committed file
 
-    Marks runs still 'running' as 'aborted', removes staging folders, and deletes lake files
-    that no committed run owns (they were published but never committed, so no reader ever
-    saw them). Returns the number of files removed.
+
+def recover(con: Any, paths: WarehousePaths) -> int:
+    """Clean up after killed writers (call with the write lock held, outside a transaction).
+
+    Marks runs still 'running' as 'aborted' (one ``ingest_aborted`` audit row each, in the same
+    transaction), removes staging folders under ``tmp/``, and deletes the lake files those runs
+    published but never committed (no reader ever saw them): only files named
+    ``<ingest_id>-<n>.parquet`` whose ingest is recorded as running, aborted, failed or rejected
+    and that ``meta.lake_files`` does not list. Each deletion is audited (``recover_delete``)
+    before the file goes. Any other file under ``lake/`` is left where it is (``alphatwin
+    verify`` reports it as unknown). Returns the number of files removed.
     """
-    con.execute(
-        "UPDATE meta.ingest_runs SET status = 'aborted', finished = now(), "
-        "error = coalesce(error, 'process ended before commit') WHERE status = 'running'"
-    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        killed = con.execute("SELECT ingest_id, source, started FROM meta.ingest_runs WHERE status = 'running' "
+                             "ORDER BY started").fetchall()
+        if killed:
+            con.execute(
+                "UPDATE meta.ingest_runs SET status = 'aborted', finished = now(), "
+                "error = coalesce(error, 'process ended before commit') WHERE status = 'running'"
+            )
+        for ingest_id, source, started in killed:
+            audit.record(con, "ingest_aborted", object=ingest_id, rows_out=0, files=0, status="aborted",
+                         detail={"source": source, "started": started, "reason": "process ended before commit"})
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):  # a failed COMMIT has already rolled back
+            con.execute("ROLLBACK")
+        raise
     if paths.tmp.exists():
         for child in paths.tmp.iterdir():
             shutil.rmtree(child, ignore_errors=True)
+    doomed = _uncommitted_files(con, paths)
+    if not doomed:
+        return 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for f, ingest_id, status in doomed:
+            audit.record(con, "recover_delete", object=paths.relative(f), files=1, bytes=_size_of(f),
+                         status="ok", detail={"ingest_id": ingest_id, "ingest_status": status,
+                                              "reason": "published by an ingest that never committed"})
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):  # a failed COMMIT has already rolled back
+            con.execute("ROLLBACK")
+        raise
+    for f, _, _ in doomed:
+        f.unlink(missing_ok=True)
+    log.warning("recovered: removed %d uncommitted lake file(s) left by a killed or failed ingest", len(doomed))
+    return len(doomed)
+
+
+def _uncommitted_files(con: Any, paths: WarehousePaths) -> list[tuple[Path, str, str]]:
+    """Lake files of ingests that never committed: (file, ingest id, its status)."""
+    if not paths.bars.exists():
+        return []
     known = {r[0] for r in con.execute("SELECT path FROM meta.lake_files").fetchall()}
-    committed = {r[0] for r in con.execute(
-        "SELECT ingest_id FROM meta.ingest_runs WHERE status IN ('committed', 'partial')").fetchall()}
-    removed = 0
-    if paths.bars.exists():
-        for f in paths.bars.rglob("*.parquet"):
-            rel = paths.relative(f)
-            owner = f.name.rsplit("-", 1)[0]
-            if rel not in known and owner not in committed:
-                f.unlink(missing_ok=True)
-                removed += 1
-    if removed:
-        log.warning("recovered: removed %d uncommitted lake file(s) left by a killed ingest", removed)
-    return removed
+    dead = {r[0]: r[1] for r in con.execute(
+        "SELECT ingest_id, status FROM meta.ingest_runs WHERE status IN (SELECT unnest(?::VARCHAR[]))",
+        [list(_DEAD)]).fetchall()}
+    out = []
+    for f in sorted(paths.bars.rglob("*.parquet")):
+        match = _OWNED.match(f.name)
+        if match is None or match.group(1) not in dead or paths.relative(f) in known:
+            continue
+        out.append((f, match.group(1), dead[match.group(1)]))
+    return out
+
+
+def _size_of(f: Path) -> int | None:
+    try:
+        return f.stat().st_size
+    except OSError:
+        return None
 
 
 def _start_run(paths: WarehousePaths, run_id: str, source: Source, request: FetchRequest, command: str) -> None:
@@ -150,15 +203,8 @@ def _start_run(paths: WarehousePaths, run_id: str, source: Source, request: Fetc
             "requested_end, status, started, \"user\", host, pid, command) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running', now(), ?, ?, ?, ?)",
             [run_id, source.name, list(request.symbols), request.interval, request.start,
-             request.end, _user(), socket.gethostname(), os.getpid(), command],
+             request.end, audit.user(), socket.gethostname(), os.getpid(), command],
         )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _lake_frame(frame: pl.DataFrame, request: FetchRequest, ingest_id: str, source: str) -> pl.DataFrame:
@@ -202,7 +248,7 @@ def _fetch_all(
         except SourceError as exc:
             if not request.symbols or exc.symbol not in remaining:
                 raise
-            failed[exc.symbol] = str(exc)
+            failed[exc.symbol] = redact(str(exc))  # no API key in the catalog or the summary
             remaining.remove(exc.symbol)
             if not remaining:
                 break
@@ -262,14 +308,37 @@ def _commit(con: Any, writer: LakeWriter, result: IngestResult, interval: str) -
 COMMIT_WAIT = 60.0  # seconds to wait for readers holding the catalog open before giving up
 
 
+def _audit(con: Any, result: IngestResult, writer: LakeWriter | None, gate: BatchGate | None,
+           error: str | None) -> None:
+    """The run's ``meta.audit`` row (inside the commit transaction): with the gate's counts."""
+    counts = getattr(gate, "counts", None)
+    files = writer.files if writer is not None else []
+    received = counts.received if counts is not None else result.rows
+    detail: dict[str, Any] = {"source": result.source, "symbols": result.symbols}
+    if counts is not None:
+        detail.update(validation_id=getattr(gate, "validation_id", None), collapsed=counts.collapsed,
+                      flagged=counts.flagged, restated=counts.restated)
+    if result.failed:
+        detail["failed"] = result.failed
+    if error is not None:
+        detail["error"] = error
+    audit.record(
+        con, "ingest" if error is None else "ingest_failed", object=result.ingest_id, rows_in=received,
+        rows_out=(counts.accepted if counts is not None else result.rows) if error is None else 0,
+        rows_quarantined=counts.quarantined if counts is not None else 0,
+        files=len(files), bytes=sum(f.bytes for f in files), status=result.status, detail=detail,
+    )
+
+
 def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | None, srun: StageRun,
             interval: str, error: str | None, gate: BatchGate | None = None,
             on_commit: Callable[[], None] | None = None) -> bool:
-    """Commit the run (and its files and verdicts) in one transaction; True once COMMIT ran.
+    """Commit the run (and its files, verdicts and audit row) in one transaction; True once COMMIT ran.
 
     ``on_commit`` is called right after COMMIT, before the connection closes: closing (DuckDB's
     checkpoint) can still fail, and the caller must then know the ingest is durable.
     """
+    error = None if error is None else redact(error)  # no API key in meta.ingest_runs or meta.audit
     detail = {"failed": result.failed, "stale": {k: str(v) for k, v in result.stale.items()}}
     with catalog.connect(paths, wait=COMMIT_WAIT) as con:
         con.execute("BEGIN TRANSACTION")
@@ -278,16 +347,31 @@ def _finish(paths: WarehousePaths, result: IngestResult, writer: LakeWriter | No
             catalog.refresh_raw_view(con, paths)
         if gate is not None:
             gate.persist(con, result.ingest_id)
+            faults.point("ingest:gate_persisted")
         con.execute(
             "UPDATE meta.ingest_runs SET status = ?, rows = ?, files = ?, error = ?, finished = now(), "
             "detail = ? WHERE ingest_id = ?",
             [result.status, result.rows, result.files, error, detail, result.ingest_id],
         )
         srun.record(con)
+        _audit(con, result, writer if error is None else None, gate, error)
+        if error is None:
+            faults.point("ingest:before_commit")
         con.execute("COMMIT")
         if on_commit is not None:
             on_commit()
+        if error is None:
+            faults.point("ingest:after_commit")
         return True
+
+
+def _disk_error(exc: BaseException, paths: WarehousePaths) -> AlphaTwinError | None:
+    """``exc`` as a one-line storage error when the disk caused it (DuckDB's IO and transaction
+    errors on a full disk, a file size limit, permissions, a read-only filesystem), or when a
+    committed lake file is missing or unreadable (refreshing ``raw.bars`` reads every file)."""
+    if isinstance(exc, AlphaTwinError) and not isinstance(exc, CatalogError):
+        return None
+    return storage_error(exc, paths.db) or lake_read_error(exc, paths)
 
 
 def ingest(
@@ -308,8 +392,15 @@ def ingest(
     """
     ingest_id = new_id("ing-")
     result = IngestResult(ingest_id, source.name, "running", symbols=list(request.symbols))
-    with write_lock(paths, timeout=lock_timeout), stage("ingest", command) as srun:
-        _start_run(paths, ingest_id, source, request, command)
+    with write_lock(paths, timeout=lock_timeout), stage("ingest", command, ingest_id=ingest_id) as srun:
+        check_free_space(paths, "an ingest")
+        try:
+            _start_run(paths, ingest_id, source, request, command)
+        except Exception as exc:
+            mapped = _disk_error(exc, paths)
+            if mapped is None:
+                raise
+            raise mapped from None
         writer: LakeWriter | None = None
         committed = False
 
@@ -327,26 +418,38 @@ def ingest(
                 missing = [s for s in result.failed if s not in result.stale]
                 raise SourceError("; ".join(f"{s}: {result.failed[s]}" for s in missing), source=source.name)
             writer.sync()
+            faults.point("ingest:staged")
             result.rows, result.files = writer.rows, len(writer.files)
             result.symbols = sorted({k[0] for k in writer.stats}) if not request.symbols else result.symbols
             result.status = "committed" if not result.failed else ("partial" if writer.rows else "fallback")
-            srun.rows_in = srun.rows_out = writer.rows
+            counts = getattr(gate, "counts", None)  # rows in: received; rows out: accepted by the gate
+            srun.rows_in = counts.received if counts is not None else writer.rows
+            srun.rows_out = counts.accepted if counts is not None else writer.rows
             writer.publish()
+            faults.point("ingest:published")
             _finish(paths, result, writer, srun, request.interval, None, gate, on_commit=mark_committed)
         except BaseException as exc:
+            mapped = _disk_error(exc, paths) if isinstance(exc, Exception) else None
             if committed:  # e.g. the checkpoint on close failed: the ingest itself is durable
                 log.error("ingest %s committed, then: %s", ingest_id, exc)
+                if mapped is not None:
+                    raise LakeError(f"ingest {ingest_id} is committed (the catalog's write-ahead log holds it), "
+                                    f"but closing the catalog failed: {mapped}".replace("; nothing was changed", "")
+                                    ) from None
                 raise
             if writer is not None:
                 writer.discard()
                 writer.unpublish()
             result.status = "rejected" if isinstance(exc, BatchRejectedError) else "failed"
-            srun.status, srun.error = "failed", str(exc)[:500]
+            srun.status, srun.error = "failed", str(mapped or exc)[:500]
             try:
-                _finish(paths, result, None, srun, request.interval, str(exc)[:2000],
+                _finish(paths, result, None, srun, request.interval, str(mapped or exc)[:2000],
                         gate if isinstance(exc, BatchRejectedError) else None)
-            except AlphaTwinError:
-                pass
+            except Exception as again:  # e.g. the disk is still full: the next writer marks the run aborted
+                log.warning("ingest %s: could not record the failure: %s", ingest_id,
+                            str(again).split("\n", 1)[0])
+            if mapped is not None:
+                raise mapped from None
             raise
     result.wall_s = srun.wall_s
     for symbol, last in result.stale.items():

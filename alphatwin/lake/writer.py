@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import polars as pl
 from alphatwin.errors import LakeError
 from alphatwin.paths import WarehousePaths
 
-__all__ = ["LakeFile", "LakeWriter", "DatasetStats"]
+__all__ = ["LakeFile", "LakeWriter", "DatasetStats", "MIN_FREE_BYTES", "check_free_space", "storage_error"]
 
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
@@ -90,6 +91,83 @@ def _stage_file(part: pl.DataFrame, staged: Path, rel: str, interval: str, year:
                     ts.min(), ts.max())  # type: ignore[arg-type]
 
 
+#: A writer (ingest, build) refuses to start with less free space than this on the warehouse's
+#: filesystem; ``$ALPHATWIN_MIN_FREE_BYTES`` overrides it (0 turns the check off).
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+# What the OS says when the disk, not the data, is the problem -> (what to tell, what to do).
+_STORAGE_REASONS = (
+    ("No space left on device", "disk full", "free space and retry"),
+    ("Disk quota exceeded", "disk quota exceeded", "free space and retry"),
+    ("File too large", "file too large (the file size limit was reached)", "raise the limit or free space and retry"),
+    ("Permission denied", "permission denied", "fix the permissions and retry"),
+    ("Operation not permitted", "permission denied", "fix the permissions and retry"),
+    ("Read-only file system", "read-only file system", "remount it read-write and retry"),
+)
+_PATH_IN_MESSAGE = re.compile(r'"(/[^"]+)"|\'(/[^\']+)\'|(/[^\s:"\']+)')
+
+
+def min_free_bytes() -> int:
+    """The free-space threshold: ``$ALPHATWIN_MIN_FREE_BYTES`` or :data:`MIN_FREE_BYTES`."""
+    value = os.environ.get("ALPHATWIN_MIN_FREE_BYTES")
+    if value is None or not value.strip():
+        return MIN_FREE_BYTES
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise LakeError(f"$ALPHATWIN_MIN_FREE_BYTES must be a number of bytes, got {value!r}") from None
+
+
+def check_free_space(paths: WarehousePaths, what: str) -> None:
+    """Refuse to start ``what`` (an ingest, a build) when the warehouse's filesystem has less than
+    :func:`min_free_bytes` free: a writer that runs out midway wastes its work."""
+    need = min_free_bytes()
+    if need <= 0:
+        return
+    probe = paths.root if paths.root.exists() else paths.root.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # cannot tell; the write itself will say
+    if free < need:
+        raise LakeError(
+            f"disk full: only {_size(free)} free on {probe} ({what} needs at least {_size(need)}); "
+            "free space and retry; nothing was changed"
+        )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def storage_error(exc: BaseException, default: Path, *, action: str = "write", exact: bool = False) -> LakeError | None:
+    """The one-line :class:`LakeError` for a write that failed because of the disk (full, file
+    size limit, permissions, read-only), or None when ``exc`` is something else.
+
+    DuckDB reports these as IO or transaction errors whose text carries the OS message and
+    often the file; ``default`` names the file when it does not (always, when ``exact``)."""
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror} {exc.filename or ''} {text}"
+    for needle, reason, advice in _STORAGE_REASONS:
+        if needle in text:
+            path = str(default) if exact else _path_in(text, needle) or str(default)
+            return LakeError(f"{reason}: cannot {action} {path}; {advice}; nothing was changed")
+    return None
+
+
+def _path_in(text: str, needle: str) -> str | None:
+    for match in _PATH_IN_MESSAGE.finditer(text):
+        path = next(g for g in match.groups() if g)
+        if needle not in path and len(path) > 1:
+            return path.rstrip(".,;")
+    return None
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -99,6 +177,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _os_error(action: str, path: Path, exc: OSError) -> LakeError:
+    known = storage_error(exc, path, action=action, exact=True)
+    if known is not None:
+        return known
     reason = exc.strerror or str(exc)
     return LakeError(f"cannot {action} {path}: {reason}")
 

@@ -23,6 +23,7 @@ models built before it stay built), records the failed run and raises
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from collections import deque
@@ -33,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alphatwin.errors import ModelError
-from alphatwin.lake import catalog
+from alphatwin.errors import LakeError, ModelError
+from alphatwin.lake import audit, catalog, faults
 from alphatwin.lake.lock import write_lock
+from alphatwin.lake.verify import check_lake_files, lake_read_error
+from alphatwin.lake.writer import check_free_space, storage_error
 from alphatwin.lake.stages import StageRun, stage
-from alphatwin.log import RUN_ID, get_logger
+from alphatwin.log import get_logger, run_id
 from alphatwin.models import incremental
 from alphatwin.models.registry import Model, Registry, default_sql_root, discover, warehouse_relations
 from alphatwin.paths import WarehousePaths
@@ -55,7 +58,7 @@ MODEL_RUNS_DDL = """CREATE TABLE IF NOT EXISTS meta.model_runs (
     finished TIMESTAMPTZ,
     wall_s DOUBLE,
     rows BIGINT,
-    status VARCHAR NOT NULL,      -- ok | failed
+    status VARCHAR NOT NULL,      -- running | ok | failed | aborted (killed; marked by the next build)
     sql_sha256 VARCHAR,           -- of the SQL file, or of the Python function's source
     error VARCHAR
 )"""
@@ -178,27 +181,84 @@ def build(
 
         settings = Settings()
     registry = discover(sql_root if sql_root is not None else default_sql_root(), python=python)
-    with write_lock(paths), catalog.connect(paths) as con:
-        con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")  # DuckDB would cache 80% of RAM of written blocks
-        con.execute(MODEL_RUNS_DDL)
-        con.execute("ALTER TABLE meta.model_runs ADD COLUMN IF NOT EXISTS mode VARCHAR")
-        for ddl in incremental.DDL:
-            con.execute(ddl)
+    with write_lock(paths):
+        check_free_space(paths, "a build")
+        try:
+            with catalog.connect(paths) as con:
+                return _build(con, paths, registry, select, settings, command, full_refresh, chunk_progress,
+                              progress)
+        except Exception as exc:
+            if isinstance(exc, (ModelError, LakeError)):
+                raise
+            mapped = lake_read_error(exc, paths) or storage_error(exc, paths.db)
+            if mapped is None:
+                raise
+            raise mapped from None
+
+
+def _build(con: Any, paths: WarehousePaths, registry: Registry, select: str | Iterable[str] | None, settings: Any,
+           command: str, full_refresh: bool, chunk_progress: ChunkFn | None,
+           progress: ProgressFn | None) -> BuildResult:
+    con.execute(f"SET memory_limit = '{BUILD_MEMORY}'")  # DuckDB would cache 80% of RAM of written blocks
+    con.execute(MODEL_RUNS_DDL)
+    con.execute("ALTER TABLE meta.model_runs ADD COLUMN IF NOT EXISTS mode VARCHAR")
+    con.execute("ALTER TABLE meta.model_runs ADD COLUMN IF NOT EXISTS table_rows BIGINT")
+    for ddl in incremental.DDL:
+        con.execute(ddl)
+    lake_error: LakeError | None = None
+    try:
+        check_lake_files(con, paths)  # before anything binds raw.bars (re-creating a view reads the files)
+    except LakeError as exc:
+        lake_error = exc  # raised by the first model that reads the lake, and recorded as its failure
+    if lake_error is None or not {"accepted_bars"} <= _relations(con, "quality"):
         ensure_quality_schema(con)  # models read quality.accepted_bars even before any validation
-        registry.validate(warehouse_relations(con))
-        result = BuildResult(plan(registry, select))
-        _drop_staging_leftovers(con)
-        job = _Job(con, paths, settings, command, full_refresh, chunk_progress, registry)
-        for name in result.plan:
-            run, exc = job.build_one(registry[name])
-            result.runs.append(run)
-            if progress is not None:
-                progress(run)
-            if isinstance(exc, ModelError):
-                raise exc
-            if exc is not None:
-                raise _failure(registry[name], exc) from exc
+    registry.validate(warehouse_relations(con))
+    result = BuildResult(plan(registry, select))
+    _drop_staging_leftovers(con)
+    _mark_aborted(con)
+    job = _Job(con, paths, settings, command, full_refresh, chunk_progress, registry, lake_error)
+    for name in result.plan:
+        run, exc = job.build_one(registry[name])
+        result.runs.append(run)
+        if progress is not None:
+            progress(run)
+        if isinstance(exc, LakeError) and str(exc).endswith("nothing was changed") and \
+                any(r.status == "ok" for r in result.runs[:-1]):
+            raise LakeError(str(exc).replace("nothing was changed", f"{name} and the models after it were "
+                                             "left as they were (the ones before it are built)")) from None
+        if isinstance(exc, (ModelError, LakeError)):
+            raise exc
+        if exc is not None:
+            raise _failure(registry[name], exc) from exc
     return result
+
+
+def _mark_aborted(con: Any) -> None:
+    """Model builds a killed process left 'running' become 'aborted' (audited, one transaction)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        killed = con.execute("SELECT run_id, model, mode, started FROM meta.model_runs WHERE status = 'running' "
+                             "ORDER BY started").fetchall()
+        if killed:
+            con.execute("UPDATE meta.model_runs SET status = 'aborted', rows = 0, finished = now(), "
+                        "error = 'process ended before commit' WHERE status = 'running'")
+        for killed_run, model_name, mode, started in killed:
+            audit.record(con, "build_aborted", object=model_name, rows_out=0, status="aborted",
+                         detail={"run_id": killed_run, "mode": mode, "started": started,
+                                 "reason": "process ended before commit; the previous table was kept"})
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+
+
+def _rollback(con: Any) -> None:
+    """Roll back the open transaction, if any (DuckDB ends it itself when a COMMIT fails)."""
+    with contextlib.suppress(Exception):
+        con.execute("ROLLBACK")
+
+
+_LAKE_RELATIONS = {"raw.bars", "quality.accepted_bars"}
 
 
 @dataclass
@@ -212,6 +272,12 @@ class _Job:
     full_refresh: bool
     chunk_progress: ChunkFn | None
     registry: Registry
+    lake_error: LakeError | None = None  # what the pre-flight found wrong with the lake files
+
+    def reads_lake(self, m: Model) -> bool:
+        """Whether building ``m`` reads the raw lake (``raw.bars``, directly or through a view)."""
+        closure = self.registry.dag().upstream_closure(m.name) | set(m.inputs)
+        return bool(closure & _LAKE_RELATIONS)
 
     def upstream(self, m: Model) -> tuple[str, ...]:
         """The incremental models ``m`` reads (their watermarks bound what ``m`` may fold in)."""
@@ -225,7 +291,11 @@ class _Job:
         return own if not ups else hashlib.sha256("\n".join([own, *ups]).encode()).hexdigest()
 
     def build_one(self, m: Model) -> tuple[ModelRun, Exception | None]:
-        """Build ``m`` atomically and record it; a failure is recorded and returned, not raised."""
+        """Build ``m`` atomically and record it; a failure is recorded and returned, not raised.
+
+        A 'running' row in ``meta.model_runs`` marks the start (a killed build leaves it for the
+        next build to mark 'aborted'); the model's table, that row's outcome, its stage run and its
+        ``meta.audit`` row are committed in one transaction."""
         con = self.con
         srun: StageRun | None = None
         sha = self.fingerprint(m)
@@ -235,9 +305,15 @@ class _Job:
             with stage(f"build:{m.name}", self.command) as srun:
                 if self._can_update(m, sha):
                     mode = "incremental"
-                elif m.kind == "python":
+                _record_start(con, m, srun, sha, mode)
+                faults.point("build:started")
+                if self.lake_error is not None and self.reads_lake(m):
+                    raise self.lake_error  # refuse, naming the file, rather than read a damaged lake
+                if mode != "incremental" and m.kind == "python":
                     staged = self._stage_python(m, srun)
-                con.execute("BEGIN TRANSACTION")
+                    faults.point("build:staged")
+                if staged is None or not staged.in_transaction:
+                    con.execute("BEGIN TRANSACTION")
                 try:
                     if mode == "incremental":
                         srun.rows_out = self._update(m)
@@ -249,10 +325,12 @@ class _Job:
                     run = _run_of(m, srun, mode)
                     srun.record(con)
                     _record(con, m, run, srun, sha)
+                    faults.point("build:before_commit")
                     con.execute("COMMIT")
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    _rollback(con)  # a failed COMMIT has already rolled back
                     raise
+            faults.point("build:after_commit")
             return run, None
         except KeyboardInterrupt:
             if m.kind == "python":
@@ -261,15 +339,27 @@ class _Job:
         except Exception as exc:
             if srun is None:
                 raise
-            if staged is not None or m.kind == "python":
-                con.execute(f"DROP TABLE IF EXISTS {_staging(m)}")
+            exc = self._explain(exc)
             srun.status, srun.error = "failed", _describe(exc)[:500]
             run = _run_of(m, srun, mode)
-            con.execute("BEGIN TRANSACTION")
-            srun.record(con)
-            _record(con, m, run, srun, sha)
-            con.execute("COMMIT")
+            try:
+                if m.kind == "python":
+                    con.execute(f"DROP TABLE IF EXISTS {_staging(m)}")
+                con.execute("BEGIN TRANSACTION")
+                srun.record(con)
+                _record(con, m, run, srun, sha)
+                con.execute("COMMIT")
+            except Exception as again:  # e.g. the disk is still full: the next build marks it aborted
+                _rollback(con)
+                log.warning("could not record the failure of %s: %s", m.name, _describe(again))
             return run, exc
+
+    def _explain(self, exc: Exception) -> Exception:
+        """A failure caused by the lake (a file missing or unreadable) or by the disk (full, size
+        limit, permissions) as a one-line :class:`LakeError`; anything else unchanged."""
+        if isinstance(exc, (ModelError, LakeError)):
+            return exc
+        return lake_read_error(exc, self.paths) or storage_error(exc, self.paths.db) or exc
 
     def _can_update(self, m: Model, sha: str) -> bool:
         """An incremental update applies: not forced full, table built by this code and settings."""
@@ -348,9 +438,12 @@ class _Job:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     _write(con, _staging(m), frame, replace=i == 0, virtual=m.virtual)
-                    con.execute("COMMIT")
+                    if len(ranges) == 1:  # the swap follows in this same transaction
+                        staged.in_transaction = True
+                    else:
+                        con.execute("COMMIT")
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    _rollback(con)
                     raise
                 staged.rows += frame.height
                 del frame
@@ -379,14 +472,24 @@ class _Job:
 
 @dataclass
 class _Staged:
-    """A Python model computed into its staging table: rows written and the per-range states."""
+    """A Python model computed into its staging table: rows written and the per-range states.
+    ``in_transaction``: a single range was written inside a transaction left open for the swap,
+    so a killed build never leaves a committed ``__building`` table behind."""
 
     rows: int = 0
     states: list[Any] = field(default_factory=list)
+    in_transaction: bool = False
 
 
 def _staging(m: Model) -> str:
     return f'"{m.schema}"."{m.table}__building"'
+
+
+def _relations(con: Any, schema: str) -> set[str]:
+    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND "
+                       "schema_name = ? UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = "
+                       "current_database() AND schema_name = ?", [schema, schema]).fetchall()
+    return {r[0] for r in rows}
 
 
 def _drop_staging_leftovers(con: Any) -> None:
@@ -502,13 +605,31 @@ def _write(con: Any, table: str, frame: Any, *, replace: bool, virtual: tuple[tu
     incremental.append_rows(con, table, frame, virtual=tuple(expressions))
 
 
-def _record(con: Any, m: Model, run: ModelRun, srun: StageRun, sha: str) -> None:
+def _record_start(con: Any, m: Model, srun: StageRun, sha: str, mode: str) -> None:
+    """The model's 'running' row in ``meta.model_runs`` (committed at once)."""
     con.execute(
-        "INSERT INTO meta.model_runs (run_id, model, kind, started, finished, wall_s, rows, status, sql_sha256, "
-        "error, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [RUN_ID, m.name, m.kind, srun.started, srun.finished, srun.wall_s, run.rows, run.status,
-         sha, srun.error, run.mode],
+        "INSERT INTO meta.model_runs (run_id, model, kind, started, rows, status, sql_sha256, mode) "
+        "VALUES (?, ?, ?, ?, 0, 'running', ?, ?)", [run_id(), m.name, m.kind, srun.started, sha, mode])
+
+
+def _record(con: Any, m: Model, run: ModelRun, srun: StageRun, sha: str) -> None:
+    """Finish the model's run row and append its ``meta.audit`` row (inside the caller's transaction).
+
+    ``table_rows`` is the table's row count after the build (``rows`` counts the rows written,
+    which for an incremental update is the rows appended or rebuilt)."""
+    table_rows = None
+    if run.status == "ok" and m.materialized != "view":
+        table_rows = int(con.execute(f"SELECT count(*) FROM {_quoted(m.name)}").fetchall()[0][0])
+    con.execute(
+        "UPDATE meta.model_runs SET finished = ?, wall_s = ?, rows = ?, status = ?, sql_sha256 = ?, error = ?, "
+        "mode = ?, table_rows = ? WHERE run_id = ? AND model = ? AND started = ? AND status = 'running'",
+        [srun.finished, srun.wall_s, run.rows, run.status, sha, srun.error, run.mode, table_rows,
+         run_id(), m.name, srun.started],
     )
+    audit.record(con, "build" if run.status == "ok" else "build_failed", object=m.name, rows_in=srun.rows_in,
+                 rows_out=run.rows, status=run.status,
+                 detail={"kind": m.kind, "mode": run.mode, "table_rows": table_rows, "wall_s": round(srun.wall_s, 3),
+                         "error": srun.error})
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 import polars as pl
 
 from alphatwin.errors import BatchRejectedError, InputError
-from alphatwin.lake import catalog
+from alphatwin.lake import audit, catalog, faults
 from alphatwin.lake.lock import write_lock
+from alphatwin.lake.stages import recorded_stage
 from alphatwin.paths import WarehousePaths
 from alphatwin.quality.gate import GateCounts, QualityGate
 from alphatwin.sources.base import BAR_COLUMNS, FetchRequest
@@ -58,11 +59,21 @@ def _read(paths: WarehousePaths, ingest_id: str, symbols: list[str]) -> pl.DataF
         ).pl()
 
 
+def _audit(con: Any, ingest_id: str, gate: QualityGate) -> None:
+    """The re-validation's quarantine decisions in ``meta.audit`` (inside its transaction)."""
+    c = gate.counts
+    audit.record(con, "quarantine", object=ingest_id, rows_in=c.received, rows_out=c.accepted,
+                 rows_quarantined=c.quarantined, status="rejected" if gate.batch_error else "ok",
+                 detail={"validation_id": gate.validation_id, "suite": gate.suite, "trigger": "validate",
+                         "collapsed": c.collapsed, "flagged": c.flagged, "restated": c.restated,
+                         "batch_error": gate.batch_error})
+
+
 def revalidate(paths: WarehousePaths, *, ingest_id: str | None = None, suite: str = "raw_bars",
                progress: Callable[[int], None] | None = None) -> list[Revalidation]:
     """Validate ``ingest_id`` (or every committed ingest, oldest first) again; see the module docstring."""
     out: list[Revalidation] = []
-    with write_lock(paths):
+    with write_lock(paths), recorded_stage("validate", paths, suite=suite) as srun:  # meta.stage_runs
         with catalog.connect(paths, read_only=True) as con:
             runs = _ingests(con, ingest_id)
         for run_id, interval, start, end, started, finished in runs:
@@ -84,6 +95,9 @@ def revalidate(paths: WarehousePaths, *, ingest_id: str | None = None, suite: st
             with catalog.connect(paths) as con:
                 con.execute("BEGIN TRANSACTION")
                 gate.persist(con, run_id)
+                _audit(con, run_id, gate)
+                faults.point("validate:before_commit")
                 con.execute("COMMIT")
             out.append(Revalidation(run_id, gate.validation_id, gate.counts, gate.batch_error))
+            srun.rows_in, srun.rows_out = srun.rows_in + gate.counts.received, srun.rows_out + gate.counts.accepted
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["QUALITY_DDL", "ACCEPTED_VIEW", "ensure_quality_schema"]
+__all__ = ["QUALITY_DDL", "ACCEPTED_VIEW", "ensure_quality_schema", "WithRejectedLines"]
 
 QUALITY_DDL = [
     "CREATE SCHEMA IF NOT EXISTS quality",
@@ -80,6 +80,13 @@ QUALITY_DDL = [
         detail VARCHAR,
         validation_id VARCHAR NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS quality.rejected_lines (
+        ingest_id VARCHAR NOT NULL,        -- the ingest that set the line aside
+        path VARCHAR NOT NULL,             -- the file
+        line BIGINT,                       -- its 1-based line number
+        reason VARCHAR NOT NULL,           -- why it could not be read
+        raw_text VARCHAR                   -- the line as it was (cut to a bounded length by the reader)
+    )""",
 ]
 
 ACCEPTED_VIEW = """CREATE OR REPLACE VIEW quality.accepted_bars AS
@@ -98,6 +105,26 @@ SELECT DISTINCT b.* FROM raw.bars AS b
 JOIN collapsed AS c ON c.ingest_id = b.ingest_id AND c.symbol = b.symbol AND c.interval = b.interval AND c.ts = b.ts
 WHERE NOT EXISTS (SELECT 1 FROM excluded AS q WHERE q.ingest_id = b.ingest_id AND q.symbol = b.symbol
                   AND q.interval = b.interval AND q.ts = b.ts)"""
+
+
+class WithRejectedLines:
+    """The quality gate (or none), plus the lines a file source set aside (``--bad-lines
+    quarantine``), written to ``quality.rejected_lines`` in the ingest's commit."""
+
+    def __init__(self, gate: Any, rejected: list[Any]) -> None:
+        self.gate, self.rejected = gate, rejected
+
+    def check(self, bars: Any, *, row_offset: int) -> None:
+        if self.gate is not None:
+            self.gate.check(bars, row_offset=row_offset)
+
+    def persist(self, con: Any, ingest_id: str) -> None:
+        if self.gate is not None:
+            self.gate.persist(con, ingest_id)
+        if self.rejected:
+            ensure_quality_schema(con)
+            con.executemany("INSERT INTO quality.rejected_lines VALUES (?, ?, ?, ?, ?)",
+                            [[ingest_id, r.path, r.line, r.reason, r.text] for r in self.rejected])
 
 
 def ensure_quality_schema(con: Any) -> None:

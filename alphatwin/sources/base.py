@@ -14,6 +14,7 @@ the UTC instant at which the bar opens.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -25,6 +26,9 @@ from alphatwin.errors import InputError
 __all__ = [
     "BAR_SCHEMA",
     "BAR_COLUMNS",
+    "SYMBOL_PATTERN",
+    "SYMBOL_FORM",
+    "check_symbol",
     "INTERVALS",
     "DAILY_INTERVALS",
     "FetchRequest",
@@ -65,6 +69,26 @@ INTERVALS: dict[str, dt.timedelta] = {
     "3mo": dt.timedelta(days=91),
 }
 DAILY_INTERVALS = frozenset({"1d", "5d", "1wk", "1mo", "3mo"})
+
+#: A well-formed symbol: 1-32 of ``A-Z a-z 0-9 ^ = . _ - : / &``, without ``..`` (``^GSPC``,
+#: ``EURUSD=X``, ``BTC-USD``, ``BRK.B``, ``BRK-B``, ``M&M.NS``, ``EUR/USD``). The same regex is the
+#: quality rule ``symbol_well_formed`` (``expectations/raw_bars.json``) for symbols read from a column.
+SYMBOL_PATTERN = r"^(?!/)(?!.*\.\.)[A-Za-z0-9^=._:/&-]{1,32}\Z"
+SYMBOL_FORM = "1-32 characters of A-Z a-z 0-9 ^ = . _ - : / & (no spaces, no '..', not starting with /), like AAPL, ^GSPC, EURUSD=X, BRK.B"
+_SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+
+
+def check_symbol(symbol: object, flag: str = "--symbol") -> str:
+    """Return ``symbol`` if it is well formed (:data:`SYMBOL_PATTERN`), else raise :class:`InputError`
+    naming ``flag`` and the allowed form.
+
+    >>> check_symbol("BRK.B")
+    'BRK.B'
+    """
+    if not isinstance(symbol, str) or _SYMBOL_RE.fullmatch(symbol) is None:
+        shown = repr(symbol) if not isinstance(symbol, str) or len(symbol) <= 40 else f"{symbol[:37]!r}... ({len(symbol)} characters)"
+        raise InputError(f"`{flag}` must be {SYMBOL_FORM}; got {shown}")
+    return symbol
 
 
 def interval_duration(interval: str) -> dt.timedelta:

@@ -8,8 +8,13 @@ happens downstream. Other layouts map their columns onto the bar fields with ``c
 
 Parsing is strict: anything that cannot be read (a ragged row, a bad date, a non-numeric price,
 a missing column, a wrong encoding) fails the whole file with an :class:`InputError` naming
-the file and, where it makes sense, the 1-based line (the header is line 1). Values that parse
-but are implausible (a negative price, high < low) pass through to the quality layer.
+the file and, where it makes sense, the 1-based line (the header is line 1). With
+``bad_lines="quarantine"`` a line that cannot be read (a ragged row, a bad date or number, an
+oversized field) is set aside in :attr:`CsvSource.rejected` with its reason and text instead,
+and the other rows proceed; problems of the whole file (encoding, header, columns) still fail
+it. Values that parse but are implausible (a negative price, high < low) pass through to the
+quality layer. What parsing did silently (all-null rows skipped, rows re-sorted, columns
+ignored) is listed in :attr:`CsvSource.notes`.
 
 >>> from alphatwin.sources.base import FetchRequest
 >>> from alphatwin.sources.sample import sample_files
@@ -27,7 +32,8 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,9 +41,25 @@ import numpy as np
 import polars as pl
 
 from alphatwin.errors import InputError, SymbolNotFoundError
-from alphatwin.sources.base import BAR_SCHEMA, DAILY_INTERVALS, FetchRequest, conform, interval_duration
+from alphatwin.sources.base import (
+    BAR_SCHEMA,
+    DAILY_INTERVALS,
+    SYMBOL_FORM,
+    SYMBOL_PATTERN,
+    FetchRequest,
+    check_symbol,
+    conform,
+    interval_duration,
+)
 
-__all__ = ["CsvSource"]
+__all__ = ["CsvSource", "RejectedLine", "BAD_LINES", "MAX_FIELD_CHARS", "MAX_FILE_BYTES", "MAX_BAD_LINES"]
+
+BAD_LINES = ("error", "quarantine")
+MAX_FIELD_CHARS = 256  # a price, a date or a symbol is never longer; a 5 MB "number" is an attack or a bug
+MAX_FILE_BYTES = 2 * 1024**3  # per file, after gunzip (a gzip bomb stops here too)
+MAX_BAD_LINES = 1000  # with bad_lines="quarantine": more than this and the file is wrong, not a line
+_TEXT_CHARS = 200  # of a rejected line kept in RejectedLine.text
+_DELIMITERS = {";": "';'", "\t": "tab ('\\t')", "|": "'|'"}
 
 PathArg = str | os.PathLike[str]
 
@@ -84,6 +106,24 @@ class CsvSource:
         Zone of timestamps written without an offset (IANA name, default UTC).
     delimiter
         Field separator, one character.
+    bad_lines
+        ``"error"`` (default): a line that cannot be read fails the file. ``"quarantine"``: it is
+        set aside in :attr:`rejected` (file, line, reason, text) and the other rows proceed;
+        more than ``max_bad_lines`` such lines, or no readable row at all, still fail the file.
+    max_field_chars
+        Longest field accepted (characters); a longer one is a bad line.
+    max_file_bytes
+        Largest file accepted (bytes, after gunzip).
+    max_bad_lines
+        Most lines ``bad_lines="quarantine"`` sets aside per file.
+
+    Attributes
+    ----------
+    notes
+        What reading did besides parsing, one sentence each: all-null rows skipped, rows out of
+        order (re-sorted), columns ignored.
+    rejected
+        The :class:`RejectedLine` s set aside with ``bad_lines="quarantine"``.
 
     Examples
     --------
@@ -104,9 +144,24 @@ class CsvSource:
         date_format: str | None = None,
         tz: str = "UTC",
         delimiter: str = ",",
+        bad_lines: str = "error",
+        max_field_chars: int = MAX_FIELD_CHARS,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_bad_lines: int = MAX_BAD_LINES,
     ) -> None:
         if symbol is not None and symbol_column is not None:
             raise InputError("pass either `symbol` or `symbol_column`, not both")
+        if isinstance(symbol, str):
+            check_symbol(symbol, "--symbol")
+        elif symbol is not None:
+            for value in symbol.values():
+                check_symbol(value, "symbol")
+        if bad_lines not in BAD_LINES:
+            raise InputError(f"`--bad-lines` must be one of {', '.join(BAD_LINES)}, got {bad_lines!r}")
+        for name, value in (("--max-field-chars", max_field_chars), ("--max-file-bytes", max_file_bytes),
+                            ("--max-bad-lines", max_bad_lines)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"`{name}` must be a positive whole number, got {value!r}")
         if len(delimiter) != 1 or delimiter in "\r\n\"":
             raise InputError(f"`delimiter` must be one character other than a quote or newline, got {delimiter!r}")
         bad = {k: v for k, v in (columns or {}).items() if v not in _TARGETS}
@@ -120,6 +175,10 @@ class CsvSource:
         self.symbol, self.symbol_column = symbol, symbol_column
         self.columns = dict(columns or {})
         self.date_format, self.tz, self.delimiter = date_format, tz, delimiter
+        self.bad_lines, self.max_field_chars = bad_lines, max_field_chars
+        self.max_file_bytes, self.max_bad_lines = max_file_bytes, max_bad_lines
+        self.notes: list[str] = []
+        self.rejected: list[RejectedLine] = []
 
     def files(self) -> list[Path]:
         """The files this source reads, in order; raises :class:`InputError` if there are none."""
@@ -172,12 +231,106 @@ class CsvSource:
         """Parse one file into :data:`BAR_SCHEMA` (all its rows, sorted by ``symbol, ts``)."""
         interval_duration(interval)
         path = Path(path)
-        raw = _read_frame(_read_bytes(path), str(path), self.delimiter)
-        fields = _map_columns(raw.columns, self.columns, self.symbol_column, str(path))
+        where_file = str(path)
+        symbol = self.symbol_of(path)
+        if symbol is not None and self.symbol is None:
+            try:
+                check_symbol(symbol)
+            except InputError:
+                raise InputError(f"the file name gives symbol {symbol!r}, which is not {SYMBOL_FORM}; pass --symbol",
+                                 path=where_file) from None
+        data = _read_bytes(path, self.max_file_bytes)
+        quarantine = self.bad_lines == "quarantine"
+        raw, ragged = _read_frame(data, where_file, self.delimiter, keep_ragged=quarantine)
+        fields = _map_columns(raw.columns, self.columns, self.symbol_column, where_file, self.delimiter)
+        self._note_ignored(raw.columns, fields, where_file)
+        bad = [_BadRow(line, reason) for line, reason in ragged]
+        raw = self._cap_fields(raw, where_file, bad)
+        before = raw.get_column(_LINE)
         raw = _drop_empty_bars(raw, fields)
-        if raw.height == 0:  # nothing but Yahoo's "null" placeholder rows
-            return pl.DataFrame(schema=BAR_SCHEMA)
-        where = _Where(str(path), raw.get_column(_LINE))
+        if raw.height < before.len():
+            skipped = before.filter(~before.is_in(raw.get_column(_LINE).implode()))
+            self.notes.append(f"{where_file}: {before.len() - raw.height} all-null row(s) skipped (no trading; "
+                              f"Yahoo's placeholder){_at_lines(skipped)}")
+        while True:
+            if raw.height == 0 and not bad:  # nothing but Yahoo's "null" placeholder rows
+                return pl.DataFrame(schema=BAR_SCHEMA)
+            try:
+                if raw.height == 0:
+                    raise InputError("no readable row", path=where_file)
+                frame = self._parse(raw, fields, where_file, interval)
+                break
+            except _BadRows as exc:
+                if not quarantine:
+                    raise InputError(exc.reason + _hint(len(exc.rows), raw.height), path=where_file,
+                                     line=exc.line) from None
+                raw = self._set_aside(raw, exc, bad, where_file)
+        if bad:
+            self._reject(bad, data, where_file)
+        self._note_order(frame, where_file)
+        return conform(frame)
+
+    def _set_aside(self, raw: pl.DataFrame, exc: _BadRows, bad: list[_BadRow], path: str) -> pl.DataFrame:
+        """Drop the rows of ``exc`` from ``raw`` into ``bad``; fail when there are too many."""
+        lines = raw.get_column(_LINE)
+        bad.extend(_BadRow(lines[i], reason) for i, reason in zip(exc.rows, exc.reasons, strict=True))
+        if len(exc.rows) >= raw.height:
+            raise InputError(f"no line of the file can be read; the first: {exc.reason}", path=path,
+                             line=exc.line) from None
+        if len(bad) > self.max_bad_lines:
+            raise InputError(f"more than {self.max_bad_lines} lines cannot be read (--max-bad-lines); the first: "
+                             f"{bad[0].reason}", path=path, line=bad[0].line) from None
+        keep = np.ones(raw.height, dtype=bool)
+        keep[exc.rows] = False
+        return raw.filter(pl.Series(keep))
+
+    def _reject(self, bad: list[_BadRow], data: bytes, path: str) -> None:
+        text = data.decode("utf-8").split("\n")
+        bad = sorted(bad, key=lambda b: (b.line is None, b.line or 0))
+        for row in bad:
+            raw_text = None if row.line is None else text[row.line - 1].rstrip("\r")
+            if raw_text is not None and len(raw_text) > _TEXT_CHARS:
+                raw_text = raw_text[:_TEXT_CHARS] + f"... ({len(raw_text)} characters)"
+            self.rejected.append(RejectedLine(path, row.line, row.reason, raw_text))
+        self.notes.append(f"{path}: {len(bad)} line(s) that cannot be read set aside (quality.rejected_lines)"
+                          f"{_at_lines(pl.Series([b.line for b in bad], dtype=pl.Int64))}")
+
+    def _cap_fields(self, raw: pl.DataFrame, path: str, bad: list[_BadRow]) -> pl.DataFrame:
+        """Rows holding a field longer than ``max_field_chars``: an error, or set aside."""
+        cols = [c for c in raw.columns if c != _LINE]
+        too_long = raw.select(pl.any_horizontal(pl.col(c).str.len_chars().fill_null(0) > self.max_field_chars
+                                                for c in cols)).to_series()
+        if not too_long.any():
+            return raw
+        hits = raw.filter(too_long)
+        reasons = []
+        for row in hits.iter_rows(named=True):
+            col = next(c for c in cols if row[c] is not None and len(row[c]) > self.max_field_chars)
+            reasons.append(f"field of {len(row[col]):,} characters in column {col!r} exceeds the limit of "
+                           f"{self.max_field_chars} (--max-field-chars)")
+        if self.bad_lines != "quarantine":
+            raise InputError(reasons[0] + _hint(hits.height, raw.height), path=path, line=hits[_LINE][0])
+        bad.extend(_BadRow(line, reason) for line, reason in zip(hits[_LINE], reasons, strict=True))
+        if len(bad) > self.max_bad_lines or hits.height == raw.height:
+            raise InputError(reasons[0], path=path, line=hits[_LINE][0])
+        return raw.filter(~too_long)
+
+    def _note_ignored(self, found: list[str], fields: dict[str, str], path: str) -> None:
+        used = set(fields.values()) | {self.symbol_column} | set(self.columns)
+        ignored = [c for c in found if c != _LINE and c not in used and c.strip().lower() not in _ALIASES]
+        if ignored:
+            self.notes.append(f"{path}: column(s) {', '.join(repr(c) for c in ignored)} ignored (not a bar field; "
+                              "map one with --map COLUMN=field)")
+
+    def _note_order(self, frame: pl.DataFrame, path: str) -> None:
+        late = frame.select(
+            (pl.col("ts") < pl.col("ts").cum_max().shift(1).over("symbol")).fill_null(False).sum()).item()
+        if late:
+            self.notes.append(f"{path}: {late} row(s) earlier than a row above them; sorted by time "
+                              "(rows are stored in time order)")
+
+    def _parse(self, raw: pl.DataFrame, fields: dict[str, str], path: str, interval: str) -> pl.DataFrame:
+        where = _Where(path, raw.get_column(_LINE))
         out = {
             "ts": _parse_timestamps(raw.get_column(fields["ts"]), where, interval, self.date_format, self.tz),
             **{
@@ -188,8 +341,38 @@ class CsvSource:
         }
         if "split_ratio" in fields:
             out["split_ratio"] = _parse_splits(raw.get_column(fields["split_ratio"]), where)
-        out["symbol"] = _symbols(raw, self.symbol_column, self.symbol_of(path), where)
-        return conform(pl.DataFrame(out).with_columns(pl.lit(interval).alias("interval")))
+        out["symbol"] = _symbols(raw, self.symbol_column, self.symbol_of(Path(path)), where)
+        return pl.DataFrame(out).with_columns(pl.lit(interval).alias("interval"))
+
+
+@dataclass(frozen=True)
+class RejectedLine:
+    """A line set aside by ``bad_lines="quarantine"``: the file, its 1-based line (``None`` when
+    quoted fields spanning lines hid it), why, and its text (cut at 200 characters)."""
+
+    path: str
+    line: int | None
+    reason: str
+    text: str | None
+
+
+@dataclass(frozen=True)
+class _BadRow:
+    line: int | None
+    reason: str
+
+
+class _BadRows(Exception):
+    """Rows (indices into the frame being parsed) that cannot be read, each with its reason."""
+
+    def __init__(self, rows: list[int], reasons: list[str], lines: pl.Series) -> None:
+        super().__init__(reasons[0])
+        self.rows, self.reasons = rows, reasons
+        self.reason = reasons[0]
+        first = lines[rows[0]]
+        self.line = None if first is None else int(first)
+        if self.line is None:  # quoted fields spanning lines left the physical line unknown
+            self.reason = f"data row {rows[0] + 1}: {self.reason}"
 
 
 class _Where:
@@ -199,10 +382,32 @@ class _Where:
         self.path, self.lines = path, lines
 
     def error(self, row: int, message: str) -> InputError:
+        """An error of the whole file, shown at ``row``."""
         line = self.lines[row]
         if line is None:  # quoted fields spanning lines left the physical line unknown
             return InputError(f"data row {row + 1}: {message}", path=self.path)
         return InputError(message, path=self.path, line=int(line))
+
+    def rows(self, rows: pl.Series | list[int], message: Callable[[int], str]) -> _BadRows:
+        """Rows that cannot be read (``message(i)`` says why): the file fails at the first, or
+        ``bad_lines="quarantine"`` sets them all aside."""
+        rows = [int(i) for i in rows]
+        return _BadRows(rows, [message(i) for i in rows], self.lines)
+
+
+def _hint(bad: int, rows: int) -> str:
+    """For a few bad lines in a large file: how to keep the good rows."""
+    if rows >= 100 and bad * 100 <= rows:
+        return f" ({bad} of {rows:,} rows; --bad-lines quarantine sets such lines aside and keeps the others)"
+    return ""
+
+
+def _at_lines(lines: pl.Series) -> str:
+    shown = [str(x) for x in lines.drop_nulls().head(10).to_list()]
+    if not shown:
+        return ""
+    more = ", ..." if lines.len() > len(shown) else ""
+    return f" at line{'s' if len(shown) > 1 else ''} {', '.join(shown)}{more}"
 
 
 def _stem(path: Path) -> str:
@@ -231,13 +436,19 @@ def _within(frame: pl.DataFrame, request: FetchRequest, symbols: set[str]) -> pl
 # --------------------------------------------------------------------------- bytes and rows
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes (gunzipped), checked to be non-empty UTF-8 text."""
+def _read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes (gunzipped), checked to be non-empty UTF-8 text of at most ``limit`` bytes."""
     where = str(path)
+    too_big = f"file is larger than the limit of {limit:,} bytes (--max-file-bytes); split it or raise the limit"
     try:
+        if path.stat().st_size > limit:
+            raise InputError(too_big, path=where)
         data = path.read_bytes()
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+                data = unzipped.read(limit + 1)
+            if len(data) > limit:
+                raise InputError(f"gunzipped {too_big}", path=where)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"not a valid gzip file ({exc})", path=where) from None
     except OSError as exc:
@@ -260,9 +471,22 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _read_frame(data: bytes, path: str, delimiter: str) -> pl.DataFrame:
-    """All cells as strings, plus the 1-based line of each row; blank lines dropped."""
-    lines, blank = _row_lines(data, path, delimiter)
+def _read_frame(
+    data: bytes, path: str, delimiter: str, *, keep_ragged: bool = False
+) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """All cells as strings, plus the 1-based line of each row; blank lines dropped.
+
+    A ragged row fails the file, or with ``keep_ragged`` is blanked out and returned as
+    ``(line, reason)``.
+    """
+    lines, blank, ragged = _row_lines(data, path, delimiter, keep_ragged=keep_ragged)
+    if ragged:
+        text = data.split(b"\n")
+        for first, last, _ in ragged:
+            for i in range(first - 1, last):
+                text[i] = b""
+        data = b"\n".join(text)
+    _check_header(data, path, delimiter)
     try:
         raw = pl.read_csv(io.BytesIO(data), infer_schema=False, separator=delimiter, has_header=True)
     except pl.exceptions.PolarsError as exc:
@@ -278,12 +502,34 @@ def _read_frame(data: bytes, path: str, delimiter: str) -> pl.DataFrame:
         lines, blank = None, np.zeros(raw.height, dtype=bool)
     line_col = pl.Series(_LINE, lines, dtype=pl.Int64) if lines is not None else pl.lit(None, pl.Int64).alias(_LINE)
     raw = raw.with_columns(line_col).filter(~pl.Series(blank, dtype=pl.Boolean))
-    if raw.height == 0:
+    if raw.height == 0 and not ragged:
         raise InputError("file has a header but no data rows", path=path, line=1)
-    return raw
+    return raw, [(first, reason) for first, _, reason in ragged]
 
 
-def _row_lines(data: bytes, path: str, delimiter: str) -> tuple[np.ndarray | None, np.ndarray]:
+def _check_header(data: bytes, path: str, delimiter: str) -> None:
+    """Refuse a file whose first line is data (no header), before its values pass for column names."""
+    first = next((ln for ln in data.splitlines() if ln.strip()), b"").decode("utf-8", "replace")
+    cells = [c.strip().strip('"') for c in first.split(delimiter)]
+    dated = any(pl.Series(cells[:1], dtype=pl.String).str.contains(f"{_ISO_DATE}|{_SLASH_DATE}|{_ISO_DATETIME[:-1]}"))
+    numbers = sum(_is_number(c) for c in cells)
+    if len(cells) > 1 and (dated or numbers > len(cells) // 2):
+        raise InputError(
+            f"the first line looks like data, not a header ({first[:60]!r}); add a header line like "
+            "Date,Open,High,Low,Close,Volume", path=path, line=1)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _row_lines(
+    data: bytes, path: str, delimiter: str, *, keep_ragged: bool = False
+) -> tuple[np.ndarray | None, np.ndarray, list[tuple[int, int, str]]]:
     """Line number of each data row and whether it is blank; raises on a ragged row.
 
     Without quote characters every physical line is one row and a vectorised count of
@@ -291,7 +537,7 @@ def _row_lines(data: bytes, path: str, delimiter: str) -> tuple[np.ndarray | Non
     records (fields may then hold delimiters and newlines).
     """
     if b'"' in data:
-        return _row_lines_quoted(data.decode("utf-8"), path, delimiter)
+        return _row_lines_quoted(data.decode("utf-8"), path, delimiter, keep_ragged)
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == 10)
     if len(ends) == 0 or ends[-1] != len(buf) - 1:
@@ -304,20 +550,24 @@ def _row_lines(data: bytes, path: str, delimiter: str) -> tuple[np.ndarray | Non
     content[short] = [bool(data[starts[i] : ends[i]].strip()) for i in short]
     header = int(np.argmax(content))
     odd = np.flatnonzero(fields != fields[header])
+    ragged: list[tuple[int, int, str]] = []
     for i in odd[odd > header]:
         if data[starts[i] : ends[i]].strip():
-            raise InputError(
-                f"malformed CSV: row has {fields[i]} fields, the header has {fields[header]}",
-                path=path, line=int(i) + 1,
-            )
+            reason = f"malformed CSV: row has {fields[i]} fields, the header has {fields[header]}"
+            if not keep_ragged:
+                raise InputError(reason, path=path, line=int(i) + 1)
+            ragged.append((int(i) + 1, int(i) + 1, reason))
         content[i] = False
-    return np.arange(header + 2, len(starts) + 1), ~content[header + 1 :]
+    return np.arange(header + 2, len(starts) + 1), ~content[header + 1 :], ragged
 
 
-def _row_lines_quoted(text: str, path: str, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
+def _row_lines_quoted(
+    text: str, path: str, delimiter: str, keep_ragged: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
     reader = _csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     lines: list[int] = []
     blank: list[bool] = []
+    ragged: list[tuple[int, int, str]] = []
     width, prev = None, 0
     try:
         for record in reader:
@@ -328,16 +578,20 @@ def _row_lines_quoted(text: str, path: str, delimiter: str) -> tuple[np.ndarray,
                     width = len(record)
                 continue
             if not empty and len(record) != width:
-                raise InputError(
-                    f"malformed CSV: row has {len(record)} fields, the header has {width}", path=path, line=line
-                )
+                reason = f"malformed CSV: row has {len(record)} fields, the header has {width}"
+                if not keep_ragged:
+                    raise InputError(reason, path=path, line=line)
+                ragged.append((line, reader.line_num, reason))
+                lines.extend(range(line, reader.line_num + 1))
+                blank.extend([True] * (reader.line_num - line + 1))
+                continue
             lines.append(line)
             blank.append(empty)
     except _csv.Error as exc:
         if "unexpected end of data" in str(exc):
             raise InputError("malformed CSV: a quoted field is never closed", path=path, line=prev + 1) from None
         raise InputError(f"malformed CSV: {exc}", path=path, line=reader.line_num) from None
-    return np.asarray(lines, dtype=np.int64), np.asarray(blank, dtype=bool)
+    return np.asarray(lines, dtype=np.int64), np.asarray(blank, dtype=bool), ragged
 
 
 def _stray_quote_line(data: bytes, delimiter: str) -> int | None:
@@ -353,7 +607,7 @@ def _stray_quote_line(data: bytes, delimiter: str) -> int | None:
 
 
 def _map_columns(
-    found: list[str], mapping: Mapping[str, str], symbol_column: str | None, path: str
+    found: list[str], mapping: Mapping[str, str], symbol_column: str | None, path: str, delimiter: str = ","
 ) -> dict[str, str]:
     """Bar field -> the file's column, from ``mapping`` first, then Yahoo's names."""
     names = [c for c in found if c != _LINE]
@@ -375,8 +629,19 @@ def _map_columns(
     missing = [f for f in _REQUIRED if f not in fields]
     if missing:
         wanted = ", ".join(_EXPECTED[f] for f in missing)
-        raise InputError(f"missing required column(s) {wanted}; found: {', '.join(names)}", path=path, line=1)
+        raise InputError(f"missing required column(s) {wanted}; found: {', '.join(names)}{_delimiter_hint(names, delimiter)}",
+                         path=path, line=1)
     return fields
+
+
+def _delimiter_hint(names: list[str], delimiter: str) -> str:
+    """A hint when the header seems split by another delimiter (``Date;Open;High``)."""
+    if len(names) != 1:
+        return ""
+    for sep, shown in _DELIMITERS.items():
+        if sep != delimiter and names[0].count(sep) >= 2:
+            return f"; the header looks {shown}-separated: pass --delimiter {sep!r}"
+    return ""
 
 
 def _drop_empty_bars(raw: pl.DataFrame, fields: dict[str, str]) -> pl.DataFrame:
@@ -396,8 +661,7 @@ def _parse_numbers(values: pl.Series, where: _Where) -> pl.Series:
     out = s.cast(pl.Float64, strict=False)
     bad = (out.is_null() & s.is_not_null()).arg_true()
     if len(bad):
-        i = int(bad[0])
-        raise where.error(i, f"non-numeric value {values[i]!r} in column {values.name!r}")
+        raise where.rows(bad, lambda i: f"non-numeric value {values[i]!r} in column {values.name!r}")
     return out
 
 
@@ -409,8 +673,7 @@ def _parse_splits(values: pl.Series, where: _Where) -> pl.Series:
     out = pl.select(pl.when(s.str.contains("[:/]")).then(ratio).otherwise(s.cast(pl.Float64, strict=False))).to_series()
     bad = ((out.is_null() | out.is_infinite()) & s.is_not_null()).arg_true()
     if len(bad):
-        i = int(bad[0])
-        raise where.error(i, f"split ratio {values[i]!r} in column {values.name!r} is neither a number nor like 2:1")
+        raise where.rows(bad, lambda i: f"split ratio {values[i]!r} in column {values.name!r} is neither a number nor like 2:1")
     return pl.select(pl.when(out.is_null() | (out == 0.0)).then(1.0).otherwise(out)).to_series()
 
 
@@ -420,7 +683,7 @@ def _symbols(raw: pl.DataFrame, column: str | None, symbol: str | None, where: _
     s = _cleaned(raw.get_column(column))
     missing = s.is_null().arg_true()
     if len(missing):
-        raise where.error(int(missing[0]), f"missing symbol in column {column!r}")
+        raise where.rows(missing, lambda i: f"missing symbol in column {column!r}")
     return s
 
 
@@ -434,7 +697,7 @@ def _parse_timestamps(
     s = _cleaned(values)
     missing = s.is_null().arg_true()
     if len(missing):
-        raise where.error(int(missing[0]), f"missing date in column {values.name!r}")
+        raise where.rows(missing, lambda i: f"missing date in column {values.name!r}")
     daily = interval in DAILY_INTERVALS
     if date_format is not None:
         parsed = s.str.to_datetime(date_format, strict=False)
@@ -442,21 +705,22 @@ def _parse_timestamps(
         if parsed.dtype.time_zone is None and not daily:
             parsed = _localize(parsed, s, where, tz)
         return _finish(parsed, s, where, interval)
+    known = s.str.contains(_ISO_DATE) | s.str.contains(_SLASH_DATE) | s.str.contains(_ISO_DATETIME)
+    if not known[0]:  # the first date decides the form: report the lines before the first readable one
+        upto = int(known.arg_true()[0]) if known.any() else s.len()
+        raise where.rows(list(range(upto)), lambda i: f"cannot parse date {s[i]!r}: expected {_FORMS} (or pass date_format)")
     first = s[0]
     if pl.Series([first]).str.contains(_ISO_DATE)[0]:
         return _dates(s.str.to_date("%Y-%m-%d", strict=False), s, where, interval)
     if pl.Series([first]).str.contains(_SLASH_DATE)[0]:
         return _dates(_slash_dates(s, where), s, where, interval)
-    if pl.Series([first]).str.contains(_ISO_DATETIME)[0]:
-        return _finish(_datetimes(s, where, tz, local_only=daily), s, where, interval)
-    raise where.error(0, f"cannot parse date {first!r}: expected {_FORMS} (or pass date_format)")
+    return _finish(_datetimes(s, where, tz, local_only=daily), s, where, interval)
 
 
 def _fail_unparsed(parsed: pl.Series, s: pl.Series, where: _Where, why: str) -> None:
     bad = parsed.is_null().arg_true()
     if len(bad):
-        i = int(bad[0])
-        raise where.error(i, f"cannot parse date {s[i]!r}: {why}")
+        raise where.rows(bad, lambda i: f"cannot parse date {s[i]!r}: {why}")
 
 
 def _dates(parsed: pl.Series, s: pl.Series, where: _Where, interval: str) -> pl.Series:
@@ -501,9 +765,9 @@ def _datetimes(s: pl.Series, where: _Where, tz: str, *, local_only: bool) -> pl.
         return local
     has_zone = zone.is_not_null()
     if has_zone.any() and not has_zone.all():
-        i = int((has_zone != has_zone[0]).arg_true()[0])
-        raise where.error(
-            i, f"ambiguous timestamps: {s[i]!r} and {s[0]!r} (line {where.lines[0]}) differ in having a UTC offset"
+        raise where.rows(
+            (has_zone != has_zone[0]).arg_true(),
+            lambda i: f"ambiguous timestamps: {s[i]!r} and {s[0]!r} (line {where.lines[0]}) differ in having a UTC offset",
         )
     if not has_zone[0]:
         return _localize(local, s, where, tz)
@@ -519,8 +783,7 @@ def _localize(local: pl.Series, s: pl.Series, where: _Where, tz: str) -> pl.Seri
     zoned = local.dt.replace_time_zone(tz, ambiguous="null", non_existent="null")
     bad = zoned.is_null().arg_true()
     if len(bad):
-        i = int(bad[0])
-        raise where.error(i, f"timestamp {s[i]!r} is ambiguous or does not exist in {tz} (a DST change)")
+        raise where.rows(bad, lambda i: f"timestamp {s[i]!r} is ambiguous or does not exist in {tz} (a DST change)")
     return zoned.dt.convert_time_zone("UTC")
 
 
@@ -530,7 +793,6 @@ def _finish(parsed: pl.Series, s: pl.Series, where: _Where, interval: str) -> pl
         return parsed if parsed.dtype.time_zone is not None else parsed.dt.replace_time_zone("UTC")
     off_midnight = (parsed.dt.truncate("1d") != parsed).arg_true()
     if len(off_midnight):
-        i = int(off_midnight[0])
-        raise where.error(i, f"timestamp {s[i]!r} has a time of day, but interval {interval!r} expects dates")
+        raise where.rows(off_midnight, lambda i: f"timestamp {s[i]!r} has a time of day, but interval {interval!r} expects dates")
     naive = parsed if parsed.dtype.time_zone is None else parsed.dt.replace_time_zone(None)
     return naive.dt.replace_time_zone("UTC")
