@@ -26,12 +26,8 @@ ignored) is listed in :attr:`CsvSource.notes`.
 
 from __future__ import annotations
 
-import csv as _csv
 import datetime as dt
-import gzip
-import io
 import os
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,23 +37,22 @@ import numpy as np
 import polars as pl
 
 from alphatwin.errors import InputError, SymbolNotFoundError
+from alphatwin.sources._csv_read import ISO_DATE, ISO_DATETIME, LINE, MAX_FILE_BYTES, SLASH_DATE, read_bytes, read_frame
 from alphatwin.sources.base import (
     BAR_SCHEMA,
     DAILY_INTERVALS,
     SYMBOL_FORM,
-    SYMBOL_PATTERN,
     FetchRequest,
     check_symbol,
     conform,
     interval_duration,
 )
 
-__all__ = ["CsvSource", "RejectedLine", "BAD_LINES", "MAX_FIELD_CHARS", "MAX_FILE_BYTES", "MAX_BAD_LINES"]
+__all__ = ["CsvSource", "RejectedLine", "BADLINES", "MAX_FIELD_CHARS", "MAX_FILE_BYTES", "MAX_BADLINES"]
 
-BAD_LINES = ("error", "quarantine")
+BADLINES = ("error", "quarantine")
 MAX_FIELD_CHARS = 256  # a price, a date or a symbol is never longer; a 5 MB "number" is an attack or a bug
-MAX_FILE_BYTES = 2 * 1024**3  # per file, after gunzip (a gzip bomb stops here too)
-MAX_BAD_LINES = 1000  # with bad_lines="quarantine": more than this and the file is wrong, not a line
+MAX_BADLINES = 1000  # with bad_lines="quarantine": more than this and the file is wrong, not a line
 _TEXT_CHARS = 200  # of a rejected line kept in RejectedLine.text
 _DELIMITERS = {";": "';'", "\t": "tab ('\\t')", "|": "'|'"}
 
@@ -75,11 +70,7 @@ _ALIASES: dict[str, str | None] = {
 }
 _EXPECTED = {"ts": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close"}
 _NULLS = ["", "null", "NULL", "Null", "NaN", "nan", "N/A", "n/a", "NA", "None"]
-_LINE = "__line"
 
-_ISO_DATE = r"^\d{4}-\d{1,2}-\d{1,2}$"
-_SLASH_DATE = r"^(\d{1,2})/(\d{1,2})/(\d{4})$"
-_ISO_DATETIME = r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)\s*(Z|[+-]\d{2}:?\d{2})?$"
 _OFFSET = r"^([+-])(\d{2}):?(\d{2})$"
 _FORMS = "a date like 2004-08-19 or 1/4/1999, or a timestamp like 2024-01-02 09:30:00-05:00"
 
@@ -147,7 +138,7 @@ class CsvSource:
         bad_lines: str = "error",
         max_field_chars: int = MAX_FIELD_CHARS,
         max_file_bytes: int = MAX_FILE_BYTES,
-        max_bad_lines: int = MAX_BAD_LINES,
+        max_bad_lines: int = MAX_BADLINES,
     ) -> None:
         if symbol is not None and symbol_column is not None:
             raise InputError("pass either `symbol` or `symbol_column`, not both")
@@ -156,8 +147,8 @@ class CsvSource:
         elif symbol is not None:
             for value in symbol.values():
                 check_symbol(value, "symbol")
-        if bad_lines not in BAD_LINES:
-            raise InputError(f"`--bad-lines` must be one of {', '.join(BAD_LINES)}, got {bad_lines!r}")
+        if bad_lines not in BADLINES:
+            raise InputError(f"`--bad-lines` must be one of {', '.join(BADLINES)}, got {bad_lines!r}")
         for name, value in (("--max-field-chars", max_field_chars), ("--max-file-bytes", max_file_bytes),
                             ("--max-bad-lines", max_bad_lines)):
             if not isinstance(value, int) or value < 1:
@@ -239,17 +230,17 @@ class CsvSource:
             except InputError:
                 raise InputError(f"the file name gives symbol {symbol!r}, which is not {SYMBOL_FORM}; pass --symbol",
                                  path=where_file) from None
-        data = _read_bytes(path, self.max_file_bytes)
+        data = read_bytes(path, self.max_file_bytes)
         quarantine = self.bad_lines == "quarantine"
-        raw, ragged = _read_frame(data, where_file, self.delimiter, keep_ragged=quarantine)
+        raw, ragged = read_frame(data, where_file, self.delimiter, keep_ragged=quarantine)
         fields = _map_columns(raw.columns, self.columns, self.symbol_column, where_file, self.delimiter)
         self._note_ignored(raw.columns, fields, where_file)
         bad = [_BadRow(line, reason) for line, reason in ragged]
         raw = self._cap_fields(raw, where_file, bad)
-        before = raw.get_column(_LINE)
+        before = raw.get_column(LINE)
         raw = _drop_empty_bars(raw, fields)
         if raw.height < before.len():
-            skipped = before.filter(~before.is_in(raw.get_column(_LINE).implode()))
+            skipped = before.filter(~before.is_in(raw.get_column(LINE).implode()))
             self.notes.append(f"{where_file}: {before.len() - raw.height} all-null row(s) skipped (no trading; "
                               f"Yahoo's placeholder){_at_lines(skipped)}")
         while True:
@@ -272,7 +263,7 @@ class CsvSource:
 
     def _set_aside(self, raw: pl.DataFrame, exc: _BadRows, bad: list[_BadRow], path: str) -> pl.DataFrame:
         """Drop the rows of ``exc`` from ``raw`` into ``bad``; fail when there are too many."""
-        lines = raw.get_column(_LINE)
+        lines = raw.get_column(LINE)
         bad.extend(_BadRow(lines[i], reason) for i, reason in zip(exc.rows, exc.reasons, strict=True))
         if len(exc.rows) >= raw.height:
             raise InputError(f"no line of the file can be read; the first: {exc.reason}", path=path,
@@ -297,7 +288,7 @@ class CsvSource:
 
     def _cap_fields(self, raw: pl.DataFrame, path: str, bad: list[_BadRow]) -> pl.DataFrame:
         """Rows holding a field longer than ``max_field_chars``: an error, or set aside."""
-        cols = [c for c in raw.columns if c != _LINE]
+        cols = [c for c in raw.columns if c != LINE]
         too_long = raw.select(pl.any_horizontal(pl.col(c).str.len_chars().fill_null(0) > self.max_field_chars
                                                 for c in cols)).to_series()
         if not too_long.any():
@@ -309,15 +300,15 @@ class CsvSource:
             reasons.append(f"field of {len(row[col]):,} characters in column {col!r} exceeds the limit of "
                            f"{self.max_field_chars} (--max-field-chars)")
         if self.bad_lines != "quarantine":
-            raise InputError(reasons[0] + _hint(hits.height, raw.height), path=path, line=hits[_LINE][0])
-        bad.extend(_BadRow(line, reason) for line, reason in zip(hits[_LINE], reasons, strict=True))
+            raise InputError(reasons[0] + _hint(hits.height, raw.height), path=path, line=hits[LINE][0])
+        bad.extend(_BadRow(line, reason) for line, reason in zip(hits[LINE], reasons, strict=True))
         if len(bad) > self.max_bad_lines or hits.height == raw.height:
-            raise InputError(reasons[0], path=path, line=hits[_LINE][0])
+            raise InputError(reasons[0], path=path, line=hits[LINE][0])
         return raw.filter(~too_long)
 
     def _note_ignored(self, found: list[str], fields: dict[str, str], path: str) -> None:
         used = set(fields.values()) | {self.symbol_column} | set(self.columns)
-        ignored = [c for c in found if c != _LINE and c not in used and c.strip().lower() not in _ALIASES]
+        ignored = [c for c in found if c != LINE and c not in used and c.strip().lower() not in _ALIASES]
         if ignored:
             self.notes.append(f"{path}: column(s) {', '.join(repr(c) for c in ignored)} ignored (not a bar field; "
                               "map one with --map COLUMN=field)")
@@ -330,7 +321,7 @@ class CsvSource:
                               "(rows are stored in time order)")
 
     def _parse(self, raw: pl.DataFrame, fields: dict[str, str], path: str, interval: str) -> pl.DataFrame:
-        where = _Where(path, raw.get_column(_LINE))
+        where = _Where(path, raw.get_column(LINE))
         out = {
             "ts": _parse_timestamps(raw.get_column(fields["ts"]), where, interval, self.date_format, self.tz),
             **{
@@ -433,176 +424,6 @@ def _within(frame: pl.DataFrame, request: FetchRequest, symbols: set[str]) -> pl
     return frame
 
 
-# --------------------------------------------------------------------------- bytes and rows
-
-
-def _read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The file's bytes (gunzipped), checked to be non-empty UTF-8 text of at most ``limit`` bytes."""
-    where = str(path)
-    too_big = f"file is larger than the limit of {limit:,} bytes (--max-file-bytes); split it or raise the limit"
-    try:
-        if path.stat().st_size > limit:
-            raise InputError(too_big, path=where)
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-                data = unzipped.read(limit + 1)
-            if len(data) > limit:
-                raise InputError(f"gunzipped {too_big}", path=where)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise InputError(f"not a valid gzip file ({exc})", path=where) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", path=where) from None
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise InputError("file is UTF-16 encoded; save it as UTF-8", path=where)
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    if not data.strip():
-        raise InputError("file is empty", path=where)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8", path=where, line=line
-        ) from None
-    if b"\x00" in data:
-        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise InputError("contains NUL bytes; not a text CSV file (UTF-16?)", path=where, line=line)
-    return data
-
-
-def _read_frame(
-    data: bytes, path: str, delimiter: str, *, keep_ragged: bool = False
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """All cells as strings, plus the 1-based line of each row; blank lines dropped.
-
-    A ragged row fails the file, or with ``keep_ragged`` is blanked out and returned as
-    ``(line, reason)``.
-    """
-    lines, blank, ragged = _row_lines(data, path, delimiter, keep_ragged=keep_ragged)
-    if ragged:
-        text = data.split(b"\n")
-        for first, last, _ in ragged:
-            for i in range(first - 1, last):
-                text[i] = b""
-        data = b"\n".join(text)
-    _check_header(data, path, delimiter)
-    try:
-        raw = pl.read_csv(io.BytesIO(data), infer_schema=False, separator=delimiter, has_header=True)
-    except pl.exceptions.PolarsError as exc:
-        stray = _stray_quote_line(data, delimiter)
-        if stray is not None:
-            raise InputError("malformed CSV: a quote character inside an unquoted field", path=path, line=stray) from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"malformed CSV: {first}", path=path) from None
-    dups = [c for c in raw.columns if "_duplicated_" in c]
-    if dups:
-        raise InputError(f"duplicate column {dups[0].split('_duplicated_')[0]!r} in the header", path=path, line=1)
-    if lines is None or len(lines) != raw.height:
-        lines, blank = None, np.zeros(raw.height, dtype=bool)
-    line_col = pl.Series(_LINE, lines, dtype=pl.Int64) if lines is not None else pl.lit(None, pl.Int64).alias(_LINE)
-    raw = raw.with_columns(line_col).filter(~pl.Series(blank, dtype=pl.Boolean))
-    if raw.height == 0 and not ragged:
-        raise InputError("file has a header but no data rows", path=path, line=1)
-    return raw, [(first, reason) for first, _, reason in ragged]
-
-
-def _check_header(data: bytes, path: str, delimiter: str) -> None:
-    """Refuse a file whose first line is data (no header), before its values pass for column names."""
-    first = next((ln for ln in data.splitlines() if ln.strip()), b"").decode("utf-8", "replace")
-    cells = [c.strip().strip('"') for c in first.split(delimiter)]
-    dated = any(pl.Series(cells[:1], dtype=pl.String).str.contains(f"{_ISO_DATE}|{_SLASH_DATE}|{_ISO_DATETIME[:-1]}"))
-    numbers = sum(_is_number(c) for c in cells)
-    if len(cells) > 1 and (dated or numbers > len(cells) // 2):
-        raise InputError(
-            f"the first line looks like data, not a header ({first[:60]!r}); add a header line like "
-            "Date,Open,High,Low,Close,Volume", path=path, line=1)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _row_lines(
-    data: bytes, path: str, delimiter: str, *, keep_ragged: bool = False
-) -> tuple[np.ndarray | None, np.ndarray, list[tuple[int, int, str]]]:
-    """Line number of each data row and whether it is blank; raises on a ragged row.
-
-    Without quote characters every physical line is one row and a vectorised count of
-    delimiters per line finds ragged rows; with quotes the standard ``csv`` module walks the
-    records (fields may then hold delimiters and newlines).
-    """
-    if b'"' in data:
-        return _row_lines_quoted(data.decode("utf-8"), path, delimiter, keep_ragged)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if len(ends) == 0 or ends[-1] != len(buf) - 1:
-        ends = np.append(ends, len(buf))
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    seps = np.flatnonzero(buf == ord(delimiter))
-    fields = np.diff(np.searchsorted(seps, np.concatenate((starts, [len(buf) + 1])))) + 1
-    content = np.ones(len(starts), dtype=bool)
-    short = np.flatnonzero(ends - starts <= 1)
-    content[short] = [bool(data[starts[i] : ends[i]].strip()) for i in short]
-    header = int(np.argmax(content))
-    odd = np.flatnonzero(fields != fields[header])
-    ragged: list[tuple[int, int, str]] = []
-    for i in odd[odd > header]:
-        if data[starts[i] : ends[i]].strip():
-            reason = f"malformed CSV: row has {fields[i]} fields, the header has {fields[header]}"
-            if not keep_ragged:
-                raise InputError(reason, path=path, line=int(i) + 1)
-            ragged.append((int(i) + 1, int(i) + 1, reason))
-        content[i] = False
-    return np.arange(header + 2, len(starts) + 1), ~content[header + 1 :], ragged
-
-
-def _row_lines_quoted(
-    text: str, path: str, delimiter: str, keep_ragged: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
-    reader = _csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    lines: list[int] = []
-    blank: list[bool] = []
-    ragged: list[tuple[int, int, str]] = []
-    width, prev = None, 0
-    try:
-        for record in reader:
-            line, prev = prev + 1, reader.line_num
-            empty = not record or (len(record) == 1 and not record[0].strip())
-            if width is None:
-                if not empty:
-                    width = len(record)
-                continue
-            if not empty and len(record) != width:
-                reason = f"malformed CSV: row has {len(record)} fields, the header has {width}"
-                if not keep_ragged:
-                    raise InputError(reason, path=path, line=line)
-                ragged.append((line, reader.line_num, reason))
-                lines.extend(range(line, reader.line_num + 1))
-                blank.extend([True] * (reader.line_num - line + 1))
-                continue
-            lines.append(line)
-            blank.append(empty)
-    except _csv.Error as exc:
-        if "unexpected end of data" in str(exc):
-            raise InputError("malformed CSV: a quoted field is never closed", path=path, line=prev + 1) from None
-        raise InputError(f"malformed CSV: {exc}", path=path, line=reader.line_num) from None
-    return np.asarray(lines, dtype=np.int64), np.asarray(blank, dtype=bool), ragged
-
-
-def _stray_quote_line(data: bytes, delimiter: str) -> int | None:
-    """The first line with a quote in the middle of a field (Polars' error does not say where)."""
-    sep = delimiter.encode()
-    for number, line in enumerate(data.splitlines(), start=1):
-        if b'"' in line and any(b'"' in f and not f.strip().startswith(b'"') for f in line.split(sep)):
-            return number
-    return None
-
-
 # --------------------------------------------------------------------------- columns
 
 
@@ -610,7 +431,7 @@ def _map_columns(
     found: list[str], mapping: Mapping[str, str], symbol_column: str | None, path: str, delimiter: str = ","
 ) -> dict[str, str]:
     """Bar field -> the file's column, from ``mapping`` first, then Yahoo's names."""
-    names = [c for c in found if c != _LINE]
+    names = [c for c in found if c != LINE]
     fields: dict[str, str] = {}
     for source, target in mapping.items():
         if source not in names:
@@ -705,14 +526,14 @@ def _parse_timestamps(
         if parsed.dtype.time_zone is None and not daily:
             parsed = _localize(parsed, s, where, tz)
         return _finish(parsed, s, where, interval)
-    known = s.str.contains(_ISO_DATE) | s.str.contains(_SLASH_DATE) | s.str.contains(_ISO_DATETIME)
+    known = s.str.contains(ISO_DATE) | s.str.contains(SLASH_DATE) | s.str.contains(ISO_DATETIME)
     if not known[0]:  # the first date decides the form: report the lines before the first readable one
         upto = int(known.arg_true()[0]) if known.any() else s.len()
         raise where.rows(list(range(upto)), lambda i: f"cannot parse date {s[i]!r}: expected {_FORMS} (or pass date_format)")
     first = s[0]
-    if pl.Series([first]).str.contains(_ISO_DATE)[0]:
+    if pl.Series([first]).str.contains(ISO_DATE)[0]:
         return _dates(s.str.to_date("%Y-%m-%d", strict=False), s, where, interval)
-    if pl.Series([first]).str.contains(_SLASH_DATE)[0]:
+    if pl.Series([first]).str.contains(SLASH_DATE)[0]:
         return _dates(_slash_dates(s, where), s, where, interval)
     return _finish(_datetimes(s, where, tz, local_only=daily), s, where, interval)
 
@@ -732,7 +553,7 @@ def _dates(parsed: pl.Series, s: pl.Series, where: _Where, interval: str) -> pl.
 
 def _slash_dates(s: pl.Series, where: _Where) -> pl.Series:
     """Month/day/year (Yahoo, US) or day/month/year, decided by the data; refuses to guess."""
-    parts = s.str.extract_groups(_SLASH_DATE).struct.unnest()
+    parts = s.str.extract_groups(SLASH_DATE).struct.unnest()
     a, b = parts[:, 0].cast(pl.Int32), parts[:, 1].cast(pl.Int32)
     day_first, month_first = (a > 12).arg_true(), (b > 12).arg_true()
     if len(day_first) and len(month_first):
@@ -756,7 +577,7 @@ def _datetimes(s: pl.Series, where: _Where, tz: str, *, local_only: bool) -> pl.
 
     With ``local_only`` the wall-clock time as written is returned (naive), offsets ignored.
     """
-    parts = s.str.extract_groups(_ISO_DATETIME).struct.unnest()
+    parts = s.str.extract_groups(ISO_DATETIME).struct.unnest()
     day, clock, zone = parts[:, 0], parts[:, 1], parts[:, 2]
     clock = pl.select(pl.when(clock.str.len_chars() == 5).then(clock + ":00").otherwise(clock)).to_series()
     local = (day + " " + clock).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False)
