@@ -123,11 +123,11 @@ def test_failed_ingest_leaves_an_error_record_with_its_text(tmp_path):
 def test_quiet_keeps_stderr_empty_on_success(tmp_path):
     root = tmp_path / "wh"
     for command in (("init",), ("ingest", "synthetic", "--symbols", "2", "--bars", "30"), ("status",),
-                    ("sql", "select 1"), ("validate",)):
+                    ("sql", "select 1"), ("validate",), ("build",)):
         result = cli(root, "-q", *command)
         assert result.exit_code == 0, result.output
         assert result.stderr == "", (command, result.stderr)
-    assert len(by_run(records(root))) == 5  # the JSON log is unchanged by -q
+    assert len(by_run(records(root))) == 6  # the JSON log is unchanged by -q
 
 
 def test_verbose_levels_on_stderr(tmp_path):

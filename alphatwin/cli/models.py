@@ -67,6 +67,8 @@ def build_command(
     def report(run: Any) -> None:
         if run.model in bars:
             bars.pop(run.model)[0].__exit__(None, None, None)
+        if st.verbosity < 0 and not run.error:  # -q: only errors on stderr
+            return
         note = f" ({run.error})" if run.error else ""
         typer.echo(f"{run.model}: {run.status} ({run.mode}), {run.rows:,} rows in {run.wall_s:.2f}s{note}", err=True)
 
