@@ -41,7 +41,7 @@ bench: env             ## benchmarks (print ratios and figures; no pass/fail)
 	.venv/bin/python bench/report.py
 
 clean:
-	rm -rf .venv .tools site .pytest_cache
+	rm -rf .venv .tools site .pytest_cache docs/assets/javascripts/mermaid.min.js
 
 cli-docs: env          ## regenerate docs/cli.md from the Typer app
 	.venv/bin/typer alphatwin.cli.main utils docs --name alphatwin --title "CLI reference" --output docs/cli.md

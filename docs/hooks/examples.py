@@ -1,4 +1,5 @@
-"""MkDocs hook: build a small example warehouse and add its reports to the site.
+"""MkDocs hook: fetch the site's pinned Mermaid if missing; build a small example warehouse and
+add its reports to the site.
 
 The reports are generated at every docs build from the real pipeline (the arch sample plus a
 synthetic universe with injected defects; the models; ``sma_cross`` 50/200 on ^GSPC with the
@@ -14,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.structure.files import File, Files
+
+
+def on_config(config: Any) -> Any:
+    """The site serves its own Mermaid (Material would load it from a CDN): fetch the pinned,
+    checksummed build from the npm registry once (``docs/fetch_mermaid.sh``) before the docs
+    files are collected."""
+    import subprocess
+
+    target = Path(config["docs_dir"]) / "assets" / "javascripts" / "mermaid.min.js"
+    if not target.is_file():
+        subprocess.run(["bash", str(Path(config["docs_dir"]) / "fetch_mermaid.sh"), str(target)], check=True)
+    return config
 
 
 def on_files(files: Files, config: Any) -> Files:
