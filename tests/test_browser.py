@@ -347,6 +347,5 @@ def test_docs_example_reports_render(site, open_page):
         w = open_page()
         check_report(w, page.as_uri(), f"site example {page.name}")  # from disk, like a download
         screenshot(w, f"docs-example-{page.stem}")
-    if not (site / "examples" / "backtest-report.html").is_file():
-        pytest.skip("site/examples/backtest-report.html is not built yet (docs/hooks/examples.py): "
-                    f"checked only {[p.name for p in examples]}")
+    assert {p.name for p in examples} >= {"backtest-report.html", "sweep-report.html", "quality-report.html"}, (
+        f"docs/hooks/examples.py built only {[p.name for p in examples]}")

@@ -43,7 +43,7 @@ def report_command(
     from alphatwin.lake import catalog
     from alphatwin.reports._backtest_page import render_page
     from alphatwin.reports._html import write_atomic
-    from alphatwin.reports.backtest import collect_run, default_report_path, export_charts, latest_run_id
+    from alphatwin.reports.backtest import check_writable, collect_run, default_report_path, export_charts, latest_run_id
 
     if fmt not in ("text", "json"):
         raise InputError(f"`--format` must be text or json, got {fmt!r}")
@@ -55,8 +55,7 @@ def report_command(
         rid = latest_run_id(con) if run_id == "latest" else run_id
         data = collect_run(con, rid)
     target = out if out is not None else default_report_path(st.paths, rid)
-    if target.is_dir():
-        raise InputError(f"`--out` {target} is a directory; give a file name like {target / 'report.html'}")
+    check_writable(target)
     charts: list[Path] = []
     if formats:
         from alphatwin.reports._backtest_charts import chart_objects

@@ -23,7 +23,7 @@ from alphatwin.cli.common import emit, state
 LOW_DISK_BYTES = 1 << 30  # the default of [status] disk_warn_bytes (1 GiB)
 CHECK_EXIT = 2  # `status --check` exit code when there are alerts
 _OK_STAGE = ("ok",)
-_VERIFY_OK = ("ok", "clean", "passed", "success")
+_VERIFY_OK = ("ok",)  # meta.audit status of a clean `alphatwin verify` (else "failed")
 
 
 def _has_table(con: Any, schema: str, table: str) -> bool:
@@ -192,7 +192,7 @@ def _last_verify(con: Any) -> dict[str, Any] | None:
         return None
     detail = "detail::VARCHAR" if "detail" in _columns(con, "meta", "audit") else "NULL"
     rows = con.sql(f'SELECT "at", status, {detail} AS detail FROM meta.audit WHERE action = \'verify\' '
-                   'ORDER BY "at" DESC LIMIT 1').pl().to_dicts()
+                   'ORDER BY seq DESC LIMIT 1').pl().to_dicts()
     return rows[0] if rows else None
 
 

@@ -26,7 +26,7 @@ import socket
 import sys
 from typing import Any
 
-from alphatwin.log import run_id
+from alphatwin.log import redact, run_id
 
 __all__ = ["record", "ACTIONS", "user", "command_line"]
 
@@ -85,6 +85,6 @@ def record(
         "rows_quarantined, files, bytes, status, detail) "
         "VALUES (nextval('meta.audit_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [dt.datetime.now(dt.UTC), run_id(), user(), socket.gethostname(), os.getpid(),
-         command if command else command_line(), action, object, rows_in, rows_out, rows_quarantined,
+         redact(command if command else command_line()), action, object, rows_in, rows_out, rows_quarantined,
          files, bytes, status, json.dumps(detail or {}, default=str)],
     )

@@ -296,15 +296,24 @@ def _attach(con: Any, paths: WarehousePaths, target: Path, options: str) -> Exce
         raise CatalogError(f"cannot open warehouse catalog {target}: {str(exc).splitlines()[0]}") from None
 
 
-def _open_writer(con: Any, paths: WarehousePaths, keep: list[int]) -> bool:
+def _open_writer(con: Any, paths: WarehousePaths, keep: list[int], created: list[bool]) -> bool:
     """Attach the catalog read-write and publish the read snapshot; False if it is held.
 
-    The descriptor the snapshot is read through goes to ``keep``, closed after the connection."""
-    with snapshot_guard(paths, exclusive=True):
+    The descriptor the snapshot is read through goes to ``keep``, closed after the connection;
+    ``created`` gets True when this attach created the catalog file."""
+    with snapshot_guard(paths, exclusive=True):  # every writer opens under it: none creates the file meanwhile
         existed = paths.db.exists()
-        if _attach(con, paths, paths.db, f"STORAGE_VERSION '{STORAGE_VERSION}'") is not None:
+        try:
+            held = _attach(con, paths, paths.db, f"STORAGE_VERSION '{STORAGE_VERSION}'")
+        except BaseException:
+            if not existed:  # the attach started creating the catalog: leave no half-written file
+                for leftover in (paths.db, _wal(paths)):
+                    leftover.unlink(missing_ok=True)
+            raise
+        if held is not None:
             return False
         if not existed:
+            created.append(True)
             snapshot_path(paths).unlink(missing_ok=True)
             return True
         try:
@@ -328,7 +337,7 @@ def _open_reader(con: Any, paths: WarehousePaths) -> bool:
         snap = snapshot_path(paths)
         if not snap.is_file() or _attach(con, paths, snap, "READ_ONLY") is not None:
             return False
-    _note_snapshot(paths, snap)
+        _note_snapshot(paths, snap)  # under the guard: no writer replaces the snapshot meanwhile
     return True
 
 
@@ -357,13 +366,13 @@ def connect(paths: WarehousePaths, *, read_only: bool = False, wait: float = 0.0
         paths.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LakeError(f"cannot create the warehouse directory {paths.root}: {exc.strerror}") from None
-    fresh = not read_only and not paths.db.exists()
     con = duckdb.connect(":memory:")
     keep: list[int] = []  # descriptors to close only after DuckDB closed the catalog
+    created: list[bool] = []  # this open created the catalog file (another writer may have, meanwhile)
     try:
         try:
             deadline = time.monotonic() + wait
-            while not (_open_reader(con, paths) if read_only else _open_writer(con, paths, keep)):
+            while not (_open_reader(con, paths) if read_only else _open_writer(con, paths, keep, created)):
                 if time.monotonic() >= deadline:
                     raise _busy(paths, read_only, wait)
                 time.sleep(0.2)
@@ -373,7 +382,7 @@ def connect(paths: WarehousePaths, *, read_only: bool = False, wait: float = 0.0
                 ensure_schema(con, paths)
         except BaseException as exc:
             con.close()
-            if fresh and isinstance(exc, (duckdb.Error, LakeError)):  # no half-created catalog left behind
+            if created and isinstance(exc, (duckdb.Error, LakeError)):  # no half-created catalog left behind
                 for leftover in (paths.db, _wal(paths)):
                     leftover.unlink(missing_ok=True)
             mapped = _storage_error(paths, exc, "write") if isinstance(exc, duckdb.Error) else None

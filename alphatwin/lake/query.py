@@ -67,7 +67,15 @@ def check_sql(text: str) -> str:
     if upper in {"SHOW", "DESCRIBE", "SUMMARIZE"}:
         if ";" in stripped:
             raise SqlSandboxError("one query at a time")
-        return stripped  # sqlglot has no full model of these; DuckDB's read-only sandbox still applies
+        # sqlglot has no full model of these: a wrapped query is checked as a query of its own,
+        # and a string-SQL function is refused anywhere; DuckDB's read-only sandbox still applies
+        body = re.sub(r"^(\s|--[^\n]*(\n|$)|/\*.*?\*/)*\w+", "", stripped, count=1, flags=re.S).strip()
+        if _first_word(body) in {"SELECT", "WITH", "FROM", "(", "VALUES", "TABLE"}:
+            check_sql(body)
+        for name in _FORBIDDEN_FUNCTIONS:
+            if re.search(rf"\b{name}\s*\(", body, flags=re.I):
+                raise SqlSandboxError(f"refused {name}(): SQL inside a string cannot be checked; write the query itself")
+        return stripped
     try:
         statements = [s for s in sqlglot.parse(stripped, read="duckdb") if s is not None]
     except ParseError as exc:

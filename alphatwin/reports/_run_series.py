@@ -35,11 +35,14 @@ def adjusted_closes(con: Any, row: dict[str, Any], equity: pl.DataFrame) -> pl.D
     return _bars(con, row, list(row["symbols"]), "adj_close", "run_start")
 
 
-def with_benchmark(equity: pl.DataFrame, closes: pl.DataFrame, init_cash: float) -> pl.DataFrame:
-    """``equity`` plus ``benchmark`` (equal-cash buy and hold, total return, no costs) and its drawdown."""
+def with_benchmark(equity: pl.DataFrame, closes: pl.DataFrame, init_cash: float,
+                   symbols: list[str] | None = None) -> pl.DataFrame:
+    """``equity`` plus ``benchmark`` (equal-cash buy and hold, total return, no costs) and its
+    drawdown. ``symbols`` (default: those in ``closes``) share the cash equally; one without a
+    bar keeps its share in cash."""
     if equity.height == 0:
         return equity.with_columns(benchmark=pl.lit(None, pl.Float64), benchmark_drawdown=pl.lit(None, pl.Float64))
-    symbols = closes["symbol"].unique(maintain_order=True).to_list() or [None]
+    symbols = list(symbols) if symbols else (closes["symbol"].unique(maintain_order=True).to_list() or [None])
     wide = equity.select("ts")
     for i, symbol in enumerate(symbols):
         one = closes.filter(pl.col("symbol") == symbol).select("ts", pl.col("adj_close").alias(f"c{i}"))

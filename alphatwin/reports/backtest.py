@@ -45,7 +45,7 @@ from alphatwin.errors import InputError
 if TYPE_CHECKING:
     from alphatwin.paths import WarehousePaths
 
-__all__ = ["RunData", "collect_run", "latest_run_id", "write_backtest_report", "export_charts",
+__all__ = ["RunData", "collect_run", "latest_run_id", "write_backtest_report", "export_charts", "check_writable",
            "default_report_path", "EXPORT_FORMATS", "PRICE_SYMBOLS", "SWEEP_METRICS"]
 
 #: Chart file formats :func:`export_charts` writes.
@@ -136,7 +136,7 @@ def collect_run(con: Any, run_id: str) -> RunData:
     trades = con.sql("SELECT * EXCLUDE (run_id) FROM backtest.trades WHERE run_id = ? ORDER BY trade_no", params=[run_id]).pl()
     init_cash = float(row["execution"]["init_cash"])
     ppy, rf = float(row["periods_per_year"]), float(row["risk_free"] or 0.0)
-    equity = series.with_benchmark(equity, series.adjusted_closes(con, row, equity), init_cash)
+    equity = series.with_benchmark(equity, series.adjusted_closes(con, row, equity), init_cash, list(row["symbols"]))
     window = series.rolling_window(ppy)
     symbols = series.chart_symbols(row["symbols"], trades, PRICE_SYMBOLS)
     return RunData(
@@ -190,12 +190,13 @@ def write_backtest_report(paths: WarehousePaths, run_id: str, out: Path | None =
     with catalog.connect(paths, read_only=True) as con:
         data = collect_run(con, run_id)
     target = Path(out) if out is not None else default_report_path(paths, run_id)
-    _check_writable(target)
+    check_writable(target)
     write_atomic(target, render_page(data))
     return target
 
 
-def _check_writable(target: Path) -> None:
+def check_writable(target: Path) -> None:
+    """Refuse, in one line, an output path that is a directory or lies under a file."""
     if target.is_dir():
         raise InputError(f"`--out` {target} is a directory; give a file name like {target / 'report.html'}")
     parent = target.parent

@@ -123,6 +123,12 @@ CASES = [
     ("select * from query('attach ''{outside}/x.duckdb'' as x')", "refused query()"),
     ("select * from query('select * from read_text(''/etc/passwd'')')", "refused query()"),
     ("select * from query_table('meta.lake_files')", "refused query_table()"),
+    # ... also behind SHOW / DESCRIBE / SUMMARIZE, which sqlglot does not model
+    ("summarize select * from query('select 42')", "refused query()"),
+    ("describe select * from query('select 42')", "refused query()"),
+    ("show select * from query_table('meta.lake_files')", "refused query_table()"),
+    ("describe with x as (delete from meta.properties returning *) select * from x", "refused a nested DELETE"),
+    ("summarize select * from read_text('/etc/passwd')", "file system operations are disabled"),
     # extension metadata would touch the home directory
     ("select * from duckdb_extensions()", "file system operations are disabled"),
 ]

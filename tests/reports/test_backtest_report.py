@@ -83,6 +83,9 @@ def test_benchmark_golden_values():
     down = series.with_benchmark(equity, closes.with_columns(pl.Series("adj_close", [10.0, 8.0, 12.0, 5.0, 5.0])), 100.0)
     assert down["benchmark"].to_list() == pytest.approx([100.0, 90.0, 110.0])
     assert down["benchmark_drawdown"].to_list() == pytest.approx([0.0, -0.1, 0.0])
+    # a run symbol with no bar at all keeps its third of the cash
+    third = series.with_benchmark(equity, closes, 90.0, ["A", "B", "C"])
+    assert third["benchmark"].to_list() == pytest.approx([90.0, 30 * (1.1 + 1 + 1), 30 * (1.2 + 2 + 1)])
 
 
 def test_benchmark_is_buy_and_hold_of_the_run_symbols(wh, data):
