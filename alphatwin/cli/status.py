@@ -238,6 +238,11 @@ def _quality(con: Any) -> dict[str, Any] | None:
         "coalesce(sum(rows_received), 0)::BIGINT AS received, coalesce(sum(rows_quarantined), 0)::BIGINT AS quarantined, "
         "coalesce(sum(rows_flagged), 0)::BIGINT AS flagged, max(finished) AS last_validation "
         "FROM meta.validation_runs WHERE current").pl().row(0, named=True)
+    rejected = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'quality' AND table_name = 'rejected_lines'").fetchall()[0][0]
+    # lines of files that could not be read, set aside by `ingest csv --bad-lines quarantine`
+    row["rejected_lines"] = con.execute("SELECT count(*) FROM quality.rejected_lines").fetchall()[0][0] if rejected else 0
     return row
 
 
@@ -341,8 +346,9 @@ def _print(info: dict[str, Any], datasets: Any, runs: Any) -> None:
     qual = info["quality"]
     if qual and qual["batches"]:
         typer.echo(f"  quality: {qual['passed']} of {qual['batches']} batch(es) passed; "
-                   f"{qual['quarantined']:,} of {qual['received']:,} rows quarantined, {qual['flagged']:,} flagged "
-                   "(alphatwin quality report)")
+                   f"{qual['quarantined']:,} of {qual['received']:,} rows quarantined, {qual['flagged']:,} flagged"
+                   + (f", {qual['rejected_lines']:,} unreadable line(s) set aside (quality.rejected_lines)"
+                      if qual["rejected_lines"] else "") + " (alphatwin quality report)")
         worst = [v for v in info["validation_by_symbol"] if v["quarantined"]][:5]
         if worst:
             typer.echo("    worst symbols: " + ", ".join(

@@ -152,6 +152,24 @@ def test_validation_pass_rate_per_symbol(tmp_path):
     assert "worst symbols:" in table.stdout
 
 
+def test_unreadable_lines_set_aside_are_counted(tmp_path):
+    """`ingest csv --bad-lines quarantine` keeps the readable rows; status counts the lines set aside."""
+    root = tmp_path / "wh"
+    path = _csv(tmp_path / "ABC.csv", dt.date(2024, 3, 1), n=10)
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4].split(",", 1)[0] + ",not-a-number,1,1,1,1,1"
+    path.write_text("\n".join(lines) + "\n")
+    base = ["--warehouse", str(root), "ingest", "csv", str(path), "--symbol", "ABC", "--interval", "1d"]
+    assert runner.invoke(app, base).exit_code == 1  # the default: the file fails, nothing stored
+    assert json.loads(runner.invoke(app, ["--warehouse", str(root), "status", "-f", "json"]).stdout
+                      )["quality"] is None  # nothing was validated
+    result = runner.invoke(app, [*base, "--bad-lines", "quarantine"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["--warehouse", str(root), "status", "-f", "json"]).stdout)
+    assert info["quality"]["rejected_lines"] == 1 and info["quality"]["received"] == 9
+    assert "1 unreadable line(s) set aside" in runner.invoke(app, ["--warehouse", str(root), "status"]).stdout
+
+
 @pytest.mark.parametrize(("body", "needle"), [
     ("[status]\nstale_days = -1\n", "stale_days must be days >= 0"),
     ("[status]\nstale_days = { \"7d\" = 3 }\n", "unknown interval(s) 7d"),
