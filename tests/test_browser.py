@@ -26,20 +26,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from alphatwin.backtest.params import Costs, SimParams
-from alphatwin.backtest.run import RunSpec, run_backtest, run_sweep
 from alphatwin.lake import catalog
 from alphatwin.paths import WarehousePaths
 from alphatwin.reports.backtest import write_backtest_report
 from alphatwin.reports.quality import write_quality_report
 from tests.models.market import build_all, load, market
+from tests.reports.runs import SYMBOLS, store_runs
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
-SYMBOLS = ("SYN00001", "SYN00002")
+
 TIMEOUT_MS = 30_000
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 CHROMIUM = "/usr/bin/chromium"  # Debian's; else whatever `chromium` is on PATH
@@ -56,9 +55,7 @@ Element.prototype.attachShadow = function (init) { return attachShadow.call(this
 CHARTS_DONE = """n => document.querySelectorAll('.chart svg').length >= n
     || document.body.innerText.includes('Chart failed to render')"""
 
-
 # --- the browser ---------------------------------------------------------------------------------------------------
-
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
@@ -69,7 +66,6 @@ def chromium() -> str:
         pytest.fail("chromium is missing on CI: .ci/run installs it (apt-get install chromium chromium-driver)")
     pytest.skip("chromium not installed: apt-get install chromium chromium-driver")
 
-
 @pytest.fixture(scope="module")
 def browser(chromium):
     from playwright.sync_api import sync_playwright
@@ -78,7 +74,6 @@ def browser(chromium):
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])  # we run as root
         yield b
         b.close()
-
 
 @dataclass
 class Watched:
@@ -99,7 +94,6 @@ class Watched:
         problems = self.problems()
         context = [f"(console warning: {w})" for w in self.warnings]
         assert not problems, f"{what}:\n  " + "\n  ".join(problems + context)
-
 
 @pytest.fixture
 def open_page(browser) -> Iterator:
@@ -133,7 +127,6 @@ def open_page(browser) -> Iterator:
     for ctx in contexts:
         ctx.close()
 
-
 def screenshot(w: Watched, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     out = SHOTS / f"{name}.png"
@@ -144,7 +137,6 @@ def screenshot(w: Watched, name: str) -> Path:
     w.page.screenshot(path=str(out), full_page=True)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000, out
     return out
-
 
 def test_the_guard_sees_network_requests_and_console_errors(open_page):
     """A test that cannot fail is a defect: a page reaching for the network and logging an error
@@ -159,9 +151,7 @@ def test_the_guard_sees_network_requests_and_console_errors(open_page):
     with pytest.raises(AssertionError, match="blocked network request"):
         w.assert_clean("guard")
 
-
 # --- the report pages ----------------------------------------------------------------------------------------------
-
 
 def check_report(w: Watched, url: str, what: str) -> list[str]:
     """Open a report and check every chart rendered an SVG with marks; return the chart ids."""
@@ -184,7 +174,6 @@ def check_report(w: Watched, url: str, what: str) -> list[str]:
         assert marks > 0, f"{what}: chart #{chart} has no marks"
     return ids
 
-
 @pytest.fixture(scope="module")
 def wh(chromium, tmp_path_factory) -> tuple[WarehousePaths, str, str]:
     """A fixture market (dividends, splits, gaps) through the gate and the models, one two-symbol
@@ -194,12 +183,8 @@ def wh(chromium, tmp_path_factory) -> tuple[WarehousePaths, str, str]:
     load(paths, market(n_symbols=3))
     build_all(paths)
     with catalog.connect(paths) as con:
-        bt = run_backtest(con, RunSpec("sma_cross", SYMBOLS, {"fast": 5, "slow": 20}, direction="both",
-                                       sim=SimParams(costs=Costs(fees_bps=10))), command="test")
-        sw = run_sweep(con, RunSpec("sma_cross", ("SYN00001", "SYN00003"), sim=SimParams(costs=Costs(fees_bps=10))),
-                       {"fast": [2, 3, 4, 5], "slow": [6, 8, 10, 12, 14]}, command="test")
-    return paths, bt.run_id, sw.run_id
-
+        bt, sw = store_runs(con)
+    return paths, bt, sw
 
 def pick_second_symbol(w: Watched) -> None:
     """The price chart's symbol dropdown (a Vega binding) redraws the chart for the other symbol."""
@@ -214,7 +199,6 @@ def pick_second_symbol(w: Watched) -> None:
                              arg=before, timeout=TIMEOUT_MS)
     assert w.page.locator("#chart-price svg g.role-mark path").count() > 0
     w.assert_clean("backtest report after picking the second symbol")
-
 
 def hover_equity_line(w: Watched) -> None:
     """Pointing at the equity line shows Vega's tooltip."""
@@ -233,7 +217,6 @@ def hover_equity_line(w: Watched) -> None:
     assert "bar (UTC)" in text and "equity" in text, text
     w.assert_clean("backtest report after hovering the equity chart")
 
-
 def test_backtest_report_renders_and_responds(wh, open_page, tmp_path):
     paths, bt, _ = wh
     out = write_backtest_report(paths, bt, tmp_path / "backtest.html")
@@ -245,7 +228,6 @@ def test_backtest_report_renders_and_responds(wh, open_page, tmp_path):
     hover_equity_line(w)
     screenshot(w, "report-backtest-second-symbol")
 
-
 def test_sweep_report_renders(wh, open_page, tmp_path):
     paths, _, sw = wh
     out = write_backtest_report(paths, sw, tmp_path / "sweep.html")
@@ -253,21 +235,17 @@ def test_sweep_report_renders(wh, open_page, tmp_path):
     assert check_report(w, out.as_uri(), "sweep report") == ["chart-sweep_heatmap"]
     screenshot(w, "report-sweep")
 
-
 def test_quality_report_renders(wh, open_page, tmp_path):
     out = write_quality_report(wh[0], tmp_path / "quality.html")
     w = open_page()
     check_report(w, out.as_uri(), "data-quality report")
     screenshot(w, "report-quality")
 
-
 # --- the docs site -------------------------------------------------------------------------------------------------
-
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass
-
 
 @pytest.fixture(scope="module")
 def site(chromium, tmp_path_factory) -> Path:
@@ -278,7 +256,6 @@ def site(chromium, tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
                    cwd=ROOT, env=env, check=True)
     return out
-
 
 @pytest.fixture(scope="module")
 def site_url(site) -> Iterator[str]:
@@ -291,7 +268,6 @@ def site_url(site) -> Iterator[str]:
     server.server_close()
     thread.join(timeout=5)
 
-
 DOC_PAGES = [  # path, screenshot name, has Mermaid diagrams
     ("/", "home", False),
     ("/architecture/", "architecture", True),
@@ -302,7 +278,6 @@ DOC_PAGES = [  # path, screenshot name, has Mermaid diagrams
     ("/example/", "example-notebook", False),
     ("/quality/", "quality", False),
 ]
-
 
 @pytest.mark.parametrize("path, name, mermaid", DOC_PAGES, ids=[n for _, n, _ in DOC_PAGES])
 def test_docs_page_renders_offline(site_url, open_page, path, name, mermaid):
@@ -323,7 +298,6 @@ def test_docs_page_renders_offline(site_url, open_page, path, name, mermaid):
     w.assert_clean(f"docs page {path}")
     screenshot(w, f"docs-{name}")
 
-
 def test_docs_search_finds_sharpe(site_url, open_page):
     """The search index loads (a web worker fetching search/search_index.json over http)."""
     w = open_page()
@@ -337,7 +311,6 @@ def test_docs_search_finds_sharpe(site_url, open_page):
     assert "sharpe" in w.page.locator(".md-search-result__list").inner_text().lower()
     w.assert_clean("docs search")
     screenshot(w, "docs-search")
-
 
 def test_docs_example_reports_render(site, open_page):
     """The example reports the docs hook generates (docs/hooks/examples.py) render like any report."""

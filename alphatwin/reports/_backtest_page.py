@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from alphatwin.reports._html import BASE_CSS, PAGE_SCRIPTS
+from alphatwin.reports._html import BASE_CSS, PAGE_HEAD, PAGE_SCRIPTS
 
 if TYPE_CHECKING:
     from alphatwin.reports.backtest import RunData
@@ -25,12 +25,7 @@ _CARDS = (("total_return", "Total return"), ("cagr", "CAGR"), ("sharpe", "Sharpe
           ("profit_factor", "Profit factor"))
 _SWEEP_SHOWN = 25
 
-_TEMPLATE = """\
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+_TEMPLATE = PAGE_HEAD + """\
 <meta name="generator" content="alphatwin backtest report">
 <title>{{ title }}</title>
 <style>

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["BASE_CSS", "PAGE_SCRIPTS", "vega_bundle", "vegalite_version", "spec_json", "write_atomic", "values", "versions", "share_datasets",
+__all__ = ["PAGE_HEAD", "BASE_CSS", "PAGE_SCRIPTS", "vega_bundle", "vegalite_version", "spec_json", "write_atomic", "values", "versions", "share_datasets",
            "EMBED_SCRIPT"]
 
 #: Embeds every ``<script type="application/json" data-chart="ID">`` spec into the element ``#ID``;
@@ -42,6 +42,15 @@ EMBED_SCRIPT = """\
   });
 })();"""
 
+
+#: The start of a report page, up to its own ``<meta name="generator">`` and ``<title>``.
+PAGE_HEAD = """\
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+"""
 
 #: Styles both report pages share (each adds its own after these).
 BASE_CSS = """\

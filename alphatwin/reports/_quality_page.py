@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from alphatwin.reports._html import BASE_CSS, PAGE_SCRIPTS
+from alphatwin.reports._html import BASE_CSS, PAGE_HEAD, PAGE_SCRIPTS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -22,12 +22,7 @@ __all__ = ["render_page"]
 
 RUNS_SHOWN = 100  # validation runs listed in the runs table
 
-_TEMPLATE = """\
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+_TEMPLATE = PAGE_HEAD + """\
 <meta name="generator" content="alphatwin quality report">
 <title>Data quality: {{ scope }}</title>
 <style>

@@ -17,8 +17,8 @@ import talib
 from typer.testing import CliRunner
 
 import alphatwin
-from alphatwin.backtest.params import Costs, SimParams, Stops
-from alphatwin.backtest.run import RunSpec, run_backtest, run_sweep
+from alphatwin.backtest.params import SimParams, Stops
+from alphatwin.backtest.run import RunSpec, run_backtest
 from alphatwin.cli.main import app
 from alphatwin.errors import InputError
 from alphatwin.lake import catalog
@@ -28,9 +28,9 @@ from alphatwin.reports import _run_series as series
 from alphatwin.reports._backtest_charts import CHART_TITLES, chart_objects, report_charts
 from alphatwin.reports.backtest import collect_run, export_charts, latest_run_id, write_backtest_report
 from tests.models.market import build_all, load, market
+from tests.reports.runs import SYMBOLS, store_runs
 
 runner = CliRunner()
-SYMBOLS = ("SYN00001", "SYN00002")  # SYN00002 has a 2:1 split at bar 215
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,10 @@ def wh(tmp_path_factory):
                                    for c in ("open", "high", "low", "close")))  # a bad tick: flagged, kept
     build_all(paths)
     with catalog.connect(paths) as con:
-        bt = run_backtest(con, RunSpec("sma_cross", SYMBOLS, {"fast": 5, "slow": 20}, direction="both",
-                                       sim=SimParams(costs=Costs(fees_bps=10))), command="test")
-        sw = run_sweep(con, RunSpec("sma_cross", ("SYN00001", "SYN00003"), sim=SimParams(costs=Costs(fees_bps=10))),
-                       {"fast": [2, 3, 4, 5], "slow": [6, 8, 10, 12, 14]}, command="test")
+        bt, sw = store_runs(con)
         flat = run_backtest(con, RunSpec("bollinger_reversion", ("SYN00003",), {"period": 20, "width": 9.5},
                                          sim=SimParams(stops=Stops(trailing_stop=0.1))), command="test")
-    return paths, bt.run_id, sw.run_id, flat.run_id
+    return paths, bt, sw, flat.run_id
 
 
 @pytest.fixture(scope="module")
